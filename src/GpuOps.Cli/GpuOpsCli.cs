@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Reflection;
+using GpuOps.Core.Hosting;
+
+namespace GpuOps.Cli;
+
+/// <summary>
+/// A group of CLI verbs. Each area (hardware, compute, models, inference) adds one class implementing this;
+/// the root command discovers them by reflection, so areas never edit a shared file to add verbs.
+/// </summary>
+public interface ICliVerbProvider
+{
+    /// <summary>Add commands to the root (or to an existing group found by name).</summary>
+    void Register(RootCommand root, CliContext context);
+}
+
+/// <summary>What verbs share: the global options and the runner.</summary>
+public sealed class CliContext
+{
+    public CliContext(TextWriter stdout, TextWriter stderr)
+    {
+        Stdout = stdout;
+        Stderr = stderr;
+    }
+
+    public TextWriter Stdout { get; }
+    public TextWriter Stderr { get; }
+
+    /// <summary>--json: one JSON object per result line.</summary>
+    public Option<bool> Json { get; } = new("--json") { Description = "Print one JSON object per result line.", Recursive = true };
+
+    /// <summary>--what-if: say what would change, change nothing.</summary>
+    public Option<bool> WhatIf { get; } = new("--what-if") { Description = "Show what would change without changing it.", Recursive = true };
+
+    /// <summary>--yes: confirm state changes without asking.</summary>
+    public Option<bool> Yes { get; } = new("--yes", "-y") { Description = "Confirm state changes without asking.", Recursive = true };
+
+    /// <summary>--verbose: print verbose messages on stderr.</summary>
+    public Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Print verbose messages on stderr.", Recursive = true };
+
+    /// <summary>--quiet: no progress on stderr.</summary>
+    public Option<bool> Quiet { get; } = new("--quiet", "-q") { Description = "No progress output.", Recursive = true };
+
+    /// <summary>Run one operation with a console host; returns the exit code.</summary>
+    public int Run(ParseResult parse, IOperation operation, CancellationToken cancellationToken) =>
+        Run(parse, host => operation.Execute(host), cancellationToken);
+
+    /// <summary>Run a body with a console host (for verbs that run several operations); returns the exit code.</summary>
+    public int Run(ParseResult parse, Action<IOperationHost> body, CancellationToken cancellationToken)
+    {
+        var host = new ConsoleHost(Stdout, Stderr, cancellationToken)
+        {
+            Json = parse.GetValue(Json),
+            WhatIf = parse.GetValue(WhatIf),
+            AssumeYes = parse.GetValue(Yes),
+            ShowVerbose = parse.GetValue(Verbose),
+            ShowProgress = !parse.GetValue(Quiet),
+        };
+        try
+        {
+            body(host);
+            host.Flush();
+            return host.ErrorCount > 0 ? 1 : 0;
+        }
+        catch (GpuOpsException ex)
+        {
+            host.Flush();
+            Stderr.WriteLine($"gpuops: {ex.Message}" + (ex.RecommendedAction is { Length: > 0 } a ? $" {a}" : string.Empty));
+            return 1;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            host.Flush();
+            Stderr.WriteLine("gpuops: cancelled.");
+            return 130;
+        }
+    }
+}
+
+public static class GpuOpsCli
+{
+    public static RootCommand BuildRoot(CliContext context)
+    {
+        var root = new RootCommand("gpuops: GPU inventory, telemetry, power capping, kernels, models and inference.");
+        root.Options.Add(context.Json);
+        root.Options.Add(context.WhatIf);
+        root.Options.Add(context.Yes);
+        root.Options.Add(context.Verbose);
+        root.Options.Add(context.Quiet);
+        var providers = typeof(GpuOpsCli).Assembly.GetTypes()
+            .Where(t => typeof(ICliVerbProvider).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .OrderBy(t => t.FullName, StringComparer.Ordinal);
+        foreach (var t in providers)
+        {
+            ((ICliVerbProvider)Activator.CreateInstance(t)!).Register(root, context);
+        }
+
+        return root;
+    }
+
+    /// <summary>Find or create a group command (e.g. "gpu", "power") under the root.</summary>
+    public static Command Group(Command parent, string name, string description)
+    {
+        var existing = parent.Subcommands.FirstOrDefault(c => c.Name == name);
+        if (existing is not null) return existing;
+        var group = new Command(name, description);
+        parent.Subcommands.Add(group);
+        return group;
+    }
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var context = new CliContext(stdout, stderr);
+        var root = BuildRoot(context);
+        var parse = root.Parse(args);
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
+        try
+        {
+            return parse.Invoke(config);
+        }
+        catch (GpuOpsException ex)
+        {
+            stderr.WriteLine($"gpuops: {ex.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text.Json;
+using GpuOps.Cli;
+using GpuOps.Tests.Support;
+using Xunit;
+
+namespace GpuOps.Tests.Foundation;
+
+public class CliTests
+{
+    public static (int Code, string Out, string Err) Gpuops(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = GpuOpsCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void Info_json_prints_one_object_with_versions_libraries_and_gpus()
+    {
+        var (code, stdout, _) = Gpuops("info", "--json");
+        Assert.Equal(0, code);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        using var doc = JsonDocument.Parse(lines[0]);
+        var root = doc.RootElement;
+        Assert.Equal("0.1.0", root.GetProperty("gpuOpsVersion").GetString());
+        Assert.Equal(4, root.GetProperty("libraries").GetArrayLength());
+        Assert.Equal(root.GetProperty("gpus").GetArrayLength(), root.GetProperty("gpuCount").GetInt32());
+        Assert.Equal(Gpu.Present ? "cuda" : "cpu", root.GetProperty("backend").GetString());
+        foreach (var lib in root.GetProperty("libraries").EnumerateArray())
+        {
+            Assert.True(lib.GetProperty("found").GetBoolean() || lib.GetProperty("error").GetString()!.Contains("not found"));
+        }
+    }
+
+    [Fact]
+    public void Info_human_output_is_a_list()
+    {
+        var (code, stdout, _) = Gpuops("info");
+        Assert.Equal(0, code);
+        Assert.Contains("GpuOpsVersion", stdout);
+        Assert.Contains("Libraries", stdout);
+    }
+
+    [Fact]
+    public void Unknown_verb_exits_non_zero()
+    {
+        var (code, _, err) = Gpuops("no-such-verb");
+        Assert.NotEqual(0, code);
+        Assert.Contains("no-such-verb", err);
+    }
+
+    [Fact]
+    public void Json_serialisation_survives_NaN_and_enums()
+    {
+        var s = JsonSerializer.Serialize(new { V = double.NaN, C = GpuOps.Core.Hosting.ErrorCategory.DeviceError }, ConsoleHost.JsonOptions);
+        Assert.Equal("{\"v\":\"NaN\",\"c\":\"DeviceError\"}", s);
+    }
+}

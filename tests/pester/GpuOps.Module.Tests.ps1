@@ -1,0 +1,50 @@
+#Requires -Version 7.4
+# The module as a user sees it. Run through tests/pester/Invoke-Tests.ps1 (scripts/test.sh does this when pwsh exists).
+
+BeforeAll {
+    $script:RepoRoot = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
+    $script:Manifest = Join-Path $RepoRoot 'GpuOps.psd1'
+    Import-Module $Manifest -Force
+}
+
+AfterAll {
+    Remove-Module GpuOps -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'GpuOps module' {
+    It 'imports from the repository root and exports the manifest''s cmdlets' {
+        $data = Import-PowerShellDataFile $Manifest
+        $exported = (Get-Module GpuOps).ExportedCmdlets.Keys | Sort-Object
+        $exported | Should -Be ($data.CmdletsToExport | Sort-Object)
+    }
+
+    It 'loads its engine assemblies in an isolated load context' {
+        $info = Get-GpuOpsInfo
+        $alc = [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($info.GetType().Assembly)
+        $alc.Name | Should -Be 'GpuOps'
+    }
+
+    It 'Get-GpuOpsInfo reports versions and every native library' {
+        $info = Get-GpuOpsInfo
+        $info.GpuOpsVersion | Should -Match '^\d+\.\d+\.\d+'
+        $info.Libraries.Count | Should -Be 4
+        $info.Backend | Should -BeIn @('cpu', 'cuda')
+    }
+
+    It 'every cmdlet has help-friendly metadata (OutputType)' {
+        foreach ($c in Get-Command -Module GpuOps -CommandType Cmdlet) {
+            $c.OutputType.Count | Should -BeGreaterThan 0 -Because "$($c.Name) should declare OutputType"
+        }
+    }
+
+    It 'result objects survive Export-Csv' {
+        $path = Join-Path ([System.IO.Path]::GetTempPath()) "gpuops-$([guid]::NewGuid()).csv"
+        try {
+            Get-GpuOpsInfo | Select-Object -ExpandProperty Libraries | Export-Csv -Path $path -NoTypeInformation
+            (Import-Csv $path).Count | Should -Be 4
+        }
+        finally {
+            Remove-Item $path -ErrorAction SilentlyContinue
+        }
+    }
+}
