@@ -79,9 +79,32 @@ public static class ModelFiles
     }
 
 
-    private static ModelBundle OpenGguf(string path) => throw new Hosting.GpuOpsException("UnsupportedModelFile", Hosting.ErrorCategory.NotImplemented, $"{path}: GGUF support is not built yet.", path);
+    private static ModelBundle OpenGguf(string path)
+    {
+        var file = GgufFile.Open(path);
+        try
+        {
+            var config = GgufModel.ReadConfig(file);
+            var tokenizer = GgufModel.ReadTokenizer(file);
+            var generation = GgufModel.ReadGenerationDefaults(file);
+            return new ModelBundle(path, "gguf", config, new GgufWeightSource(file), tokenizer, generation);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
 
-    private static ITokenizer OpenGgufTokenizer(string path) => throw new Hosting.GpuOpsException("UnsupportedModelFile", Hosting.ErrorCategory.NotImplemented, $"{path}: GGUF support is not built yet.", path);
+    private static ITokenizer OpenGgufTokenizer(string path)
+    {
+        using var file = GgufFile.Open(path);
+        return GgufModel.ReadTokenizer(file);
+    }
 
-    private static LlamaConfig ReadGgufConfig(string path) => throw new Hosting.GpuOpsException("UnsupportedModelFile", Hosting.ErrorCategory.NotImplemented, $"{path}: GGUF support is not built yet.", path);
+    private static LlamaConfig ReadGgufConfig(string path)
+    {
+        using var file = GgufFile.Open(path);
+        return GgufModel.ReadConfig(file);
+    }
 }
