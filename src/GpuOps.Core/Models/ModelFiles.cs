@@ -1,4 +1,5 @@
 using GpuOps.Core.Formats;
+using GpuOps.Core.Hosting;
 using GpuOps.Core.Tokenizers;
 
 namespace GpuOps.Core.Models;
@@ -29,6 +30,9 @@ public sealed class ModelBundle : IDisposable
 
     public GenerationDefaults Generation { get; }
 
+    /// <summary>False when the directory has no tokenizer.json (Tokenizer then throws a clear error when used).</summary>
+    public bool HasTokenizer => Tokenizer is not MissingTokenizer;
+
     public void Dispose() => Weights.Dispose();
 }
 
@@ -53,7 +57,9 @@ public static class ModelFiles
         }
 
         var config = HfConfig.ReadConfig(path);
-        var tokenizer = OpenTokenizer(path);
+        ITokenizer tokenizer = File.Exists(System.IO.Path.Combine(path, "tokenizer.json"))
+            ? OpenTokenizer(path)
+            : new MissingTokenizer(path);
         var generation = HfConfig.ReadGenerationDefaults(path);
         var weights = SafeTensorsWeightSource.Open(path);
         return new ModelBundle(path, "safetensors", config, weights, tokenizer, generation);
@@ -107,4 +113,18 @@ public static class ModelFiles
         using var file = GgufFile.Open(path);
         return GgufModel.ReadConfig(file);
     }
+}
+
+/// <summary>Stands in for a tokenizer a model directory does not have; every use throws a clear error.</summary>
+public sealed class MissingTokenizer(string directory) : ITokenizer
+{
+    private GpuOpsException Missing() => new("TokenizerNotFound", ErrorCategory.ObjectNotFound,
+        $"{directory}: no tokenizer.json, so text cannot be encoded or decoded.", directory, null, "Copy the model's tokenizer.json into the directory, or pass token ids.");
+
+    public int[] Encode(string text, bool addSpecialTokens = true) => throw Missing();
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true) => throw Missing();
+    public int VocabSize => 0;
+    public int? BosTokenId => null;
+    public IReadOnlyList<int> EosTokenIds => Array.Empty<int>();
+    public string Kind => "None";
 }
