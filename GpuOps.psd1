@@ -11,9 +11,13 @@
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @(
         'module/formats/GpuOps.Core.Format.ps1xml'
+        'module/formats/GpuOps.Models.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Get-GpuOpsInfo'
+        'Get-GpuModelInfo'
+        'ConvertTo-GpuToken'
+        'ConvertFrom-GpuToken'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
