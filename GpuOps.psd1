@@ -11,9 +11,15 @@
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @(
         'module/formats/GpuOps.Core.Format.ps1xml'
+        'module/formats/GpuOps.Engine.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Get-GpuOpsInfo'
+        'Import-GpuModel'
+        'Remove-GpuModel'
+        'Invoke-GpuInference'
+        'Measure-GpuPerplexity'
+        'Measure-GpuInference'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -40,6 +40,7 @@ public static class CpuMath
         Parallel.For(0, blocks, options, b => MatMulBlock(x, T, K, w, O, y, ldy, yOffset, bias, b));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void MatMulBlock(float[] x, int T, int K, float[] w, int O, float[] y, int ldy, int yOffset, float[]? bias, int block)
     {
         int o0 = block * RowBlock;
@@ -80,7 +81,7 @@ public static class CpuMath
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Kernel3x4(float* x, int K, float* w, int ldw, float* y, int ldy)
     {
         Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
@@ -121,7 +122,7 @@ public static class CpuMath
         y += ldy; y[0] = s20; y[1] = s21; y[2] = s22; y[3] = s23;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Kernel1x4(float* x, float* w, int K, float* y)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -147,12 +148,56 @@ public static class CpuMath
     }
 
     /// <summary>Hugging Face LlamaRMSNorm in float32: y = w · x / sqrt(mean(x²) + eps), per row of length n.</summary>
-    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
-        float ss = TensorPrimitives.SumOfSquares(x);
-        float inv = 1f / MathF.Sqrt(ss / x.Length + eps);
-        TensorPrimitives.Multiply(x, inv, y);
-        TensorPrimitives.Multiply(y, weight, y);
+        int n = x.Length;
+        fixed (float* xp = x, wp = weight, yp = y)
+        {
+            float ss = Dot(xp, xp, n);
+            float inv = 1f / MathF.Sqrt(ss / n + eps);
+            int i = 0;
+            if (UsesFma)
+            {
+                var vi = Vector256.Create(inv);
+                for (; i + 8 <= n; i += 8) Avx.Store(yp + i, Avx.Multiply(Avx.Multiply(Avx.LoadVector256(xp + i), vi), Avx.LoadVector256(wp + i)));
+            }
+
+            for (; i < n; i++) yp[i] = xp[i] * inv * wp[i];
+        }
+    }
+
+    /// <summary>Σ a[i]·b[i] (AVX2/FMA; compiled fully optimized from the first call, so no warm-up is needed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe float Dot(float* a, float* b, int n)
+    {
+        if (!UsesFma) return TensorPrimitives.Dot(new ReadOnlySpan<float>(a, n), new ReadOnlySpan<float>(b, n));
+        Vector256<float> s0 = default, s1 = default;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            s0 = Fma.MultiplyAdd(Avx.LoadVector256(a + i), Avx.LoadVector256(b + i), s0);
+            s1 = Fma.MultiplyAdd(Avx.LoadVector256(a + i + 8), Avx.LoadVector256(b + i + 8), s1);
+        }
+
+        for (; i + 8 <= n; i += 8) s0 = Fma.MultiplyAdd(Avx.LoadVector256(a + i), Avx.LoadVector256(b + i), s0);
+        float s = Vector256.Sum(Avx.Add(s0, s1));
+        for (; i < n; i++) s += a[i] * b[i];
+        return s;
+    }
+
+    /// <summary>y += alpha · x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void Axpy(float alpha, float* x, float* y, int n)
+    {
+        int i = 0;
+        if (UsesFma)
+        {
+            var va = Vector256.Create(alpha);
+            for (; i + 8 <= n; i += 8) Avx.Store(y + i, Fma.MultiplyAdd(Avx.LoadVector256(x + i), va, Avx.LoadVector256(y + i)));
+        }
+
+        for (; i < n; i++) y[i] += alpha * x[i];
     }
 
     /// <summary>In place: g = silu(g) · u = g · sigmoid(g) · u.</summary>

@@ -40,6 +40,7 @@ public sealed class GpuModelHandle : IDisposable
         : this(LoadParts(path, "cpu", "auto", null, CancellationToken.None))
     {
         Transient = true;
+        Loaded.TryRemove(Id, out _); // not listed: PowerShell may convert a path more than once while binding
     }
 
     private GpuModelHandle((string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) p)
@@ -101,16 +102,23 @@ public sealed class GpuModelHandle : IDisposable
 
     public override string ToString() => $"{Name} ({Device}, {DType}, handle {Id})";
 
-    /// <summary>Parse "cpu", "cuda", "cuda:N"; anything else is an argument error. Returns (kind, index).</summary>
+    /// <summary>
+    /// Parse "cpu", "cuda", "cuda:N" or "auto" (CUDA when a GPU and the CUDA engine are present, otherwise the CPU);
+    /// anything else is an argument error. Returns (kind, index).
+    /// </summary>
     public static (string Kind, int Index) ParseDevice(string? device)
     {
         string d = (device ?? "cpu").Trim().ToLowerInvariant();
+        if (d is "auto") return (CudaEngineAvailable ? "cuda" : "cpu", 0);
         if (d is "cpu") return ("cpu", 0);
         if (d is "cuda" or "gpu") return ("cuda", 0);
         if ((d.StartsWith("cuda:", StringComparison.Ordinal) || d.StartsWith("gpu:", StringComparison.Ordinal))
             && int.TryParse(d[(d.IndexOf(':') + 1)..], out int i) && i >= 0) return ("cuda", i);
         throw GpuOpsException.InvalidArgument("InvalidDevice", $"Device '{device}' is not one of cpu, cuda, cuda:N.", device);
     }
+
+    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
+    public static bool CudaEngineAvailable => false;
 
     /// <summary>
     /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).

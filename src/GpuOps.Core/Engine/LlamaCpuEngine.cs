@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using GpuOps.Core.Hosting;
 using GpuOps.Core.Models;
 
@@ -53,6 +54,7 @@ public sealed class LlamaCpuEngine
     /// Returns, per chunk, the logits of every new position ([tokens·vocab], when <paramref name="allLogits"/>)
     /// or of its last position only ([vocab]).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public float[][] Forward(KvCache cache, IReadOnlyList<SequenceChunk> chunks, bool allLogits, CancellationToken cancellationToken = default)
     {
         int H = _c.HiddenSize, I = _c.IntermediateSize, V = _c.VocabSize, hd = _c.HeadDim;
@@ -171,10 +173,12 @@ public sealed class LlamaCpuEngine
         return result;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Attention(KvCache cache, int layer, int T, int[] tokSlot, int[] tokPos, float[] qkv, float[] attn, ParallelOptions par)
     {
         int nh = _c.NumHeads, hd = _c.HeadDim;
         int? window = _c.SlidingWindow is > 0 ? _c.SlidingWindow : null;
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void One(int item)
         {
             int t = item / nh, head = item % nh;
@@ -184,22 +188,20 @@ public sealed class LlamaCpuEngine
             int kvHead = head / _group;
             var keys = cache.Keys(layer, tokSlot[t]);
             var values = cache.Values(layer, tokSlot[t]);
-            var q = new ReadOnlySpan<float>(qkv, (int)((long)t * _qkvDim + head * hd), hd);
             var scores = CpuMath.Rent(n);
             try
             {
-                var s = scores.AsSpan(0, n);
-                for (int p = 0; p < n; p++)
+                unsafe
                 {
-                    s[p] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(keys, (start + p) * _kvDim + kvHead * hd, hd)) * _scale;
-                }
-
-                CpuMath.SoftmaxInPlace(s);
-                var o = attn.AsSpan((int)((long)t * _qDim + head * hd), hd);
-                o.Clear();
-                for (int p = 0; p < n; p++)
-                {
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values, (start + p) * _kvDim + kvHead * hd, hd), s[p], o, o);
+                    fixed (float* qp = &qkv[(long)t * _qkvDim + head * hd], kp = keys, vp = values, sp = scores, op = &attn[(long)t * _qDim + head * hd])
+                    {
+                        float* kBase = kp + (long)start * _kvDim + kvHead * hd;
+                        for (int p = 0; p < n; p++) sp[p] = CpuMath.Dot(qp, kBase + (long)p * _kvDim, hd) * _scale;
+                        CpuMath.SoftmaxInPlace(new Span<float>(sp, n));
+                        new Span<float>(op, hd).Clear();
+                        float* vBase = vp + (long)start * _kvDim + kvHead * hd;
+                        for (int p = 0; p < n; p++) CpuMath.Axpy(sp[p], vBase + (long)p * _kvDim, op, hd);
+                    }
                 }
             }
             finally

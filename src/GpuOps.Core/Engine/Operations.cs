@@ -15,6 +15,12 @@ public sealed class ImportGpuModelOperation : IOperation
         string full = System.IO.Path.GetFullPath(Path);
         if (!File.Exists(full) && !Directory.Exists(full))
             throw new GpuOpsException("ModelNotFound", ErrorCategory.ObjectNotFound, $"{full}: no such model directory or file.", full);
+        if (string.Equals(Device?.Trim(), "auto", StringComparison.OrdinalIgnoreCase) && !GpuModelHandle.CudaEngineAvailable)
+        {
+            var gpus = Native.NativeProbe.CudaDevices(out _);
+            if (gpus.Count > 0) host.WriteWarning($"{gpus.Count} CUDA GPU(s) present, but this build has no CUDA inference engine yet: running on the CPU.");
+        }
+
         if (!host.ShouldProcess(full, $"Load model onto {Device}", ConfirmImpact.Low)) return;
         var progress = new ProgressReporter(host, 61, $"Loading {System.IO.Path.GetFileName(full.TrimEnd('/', '\\'))}");
         var handle = GpuModelHandle.Load(full, Device, DType, (f, name) => progress.Report(f, name), host.CancellationToken);
@@ -239,6 +245,13 @@ public sealed class MeasureGpuInferenceOperation : IOperation
             int vocab = engine.Config.VocabSize;
             var rng = new Random(1234);
             int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
+            // Warm-up (JIT, thread pool, caches): one short prefill and two decode steps, not timed.
+            {
+                var warm = engine.CreateCache(1, 16);
+                engine.Forward(warm, new[] { new SequenceChunk(0, RandomTokens(8)) }, allLogits: false, ct);
+                for (int i = 0; i < 2; i++) engine.Forward(warm, new[] { new SequenceChunk(0, RandomTokens(1)) }, allLogits: false, ct);
+            }
+
             foreach (int len in PromptLengths)
             {
                 ct.ThrowIfCancellationRequested();
