@@ -12,9 +12,13 @@
     FormatsToProcess     = @(
         'module/formats/GpuOps.Core.Format.ps1xml'
         'module/formats/GpuOps.Engine.Format.ps1xml'
+        'module/formats/GpuOps.Models.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Get-GpuOpsInfo'
+        'Get-GpuModelInfo'
+        'ConvertTo-GpuToken'
+        'ConvertFrom-GpuToken'
         'Import-GpuModel'
         'Remove-GpuModel'
         'Invoke-GpuInference'

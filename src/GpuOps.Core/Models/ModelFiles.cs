@@ -1,4 +1,5 @@
 using GpuOps.Core.Formats;
+using GpuOps.Core.Hosting;
 using GpuOps.Core.Tokenizers;
 
 namespace GpuOps.Core.Models;
@@ -29,6 +30,9 @@ public sealed class ModelBundle : IDisposable
 
     public GenerationDefaults Generation { get; }
 
+    /// <summary>False when the directory has no tokenizer.json (Tokenizer then throws a clear error when used).</summary>
+    public bool HasTokenizer => Tokenizer is not MissingTokenizer;
+
     public void Dispose() => Weights.Dispose();
 }
 
@@ -53,7 +57,9 @@ public static class ModelFiles
         }
 
         var config = HfConfig.ReadConfig(path);
-        var tokenizer = OpenTokenizer(path);
+        ITokenizer tokenizer = File.Exists(System.IO.Path.Combine(path, "tokenizer.json"))
+            ? OpenTokenizer(path)
+            : new MissingTokenizer(path);
         var generation = HfConfig.ReadGenerationDefaults(path);
         var weights = SafeTensorsWeightSource.Open(path);
         return new ModelBundle(path, "safetensors", config, weights, tokenizer, generation);
@@ -79,9 +85,46 @@ public static class ModelFiles
     }
 
 
-    private static ModelBundle OpenGguf(string path) => throw new Hosting.GpuOpsException("UnsupportedModelFile", Hosting.ErrorCategory.NotImplemented, $"{path}: GGUF support is not built yet.", path);
+    private static ModelBundle OpenGguf(string path)
+    {
+        var file = GgufFile.Open(path);
+        try
+        {
+            var config = GgufModel.ReadConfig(file);
+            var tokenizer = GgufModel.ReadTokenizer(file);
+            var generation = GgufModel.ReadGenerationDefaults(file);
+            return new ModelBundle(path, "gguf", config, new GgufWeightSource(file), tokenizer, generation);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
 
-    private static ITokenizer OpenGgufTokenizer(string path) => throw new Hosting.GpuOpsException("UnsupportedModelFile", Hosting.ErrorCategory.NotImplemented, $"{path}: GGUF support is not built yet.", path);
+    private static ITokenizer OpenGgufTokenizer(string path)
+    {
+        using var file = GgufFile.Open(path);
+        return GgufModel.ReadTokenizer(file);
+    }
 
-    private static LlamaConfig ReadGgufConfig(string path) => throw new Hosting.GpuOpsException("UnsupportedModelFile", Hosting.ErrorCategory.NotImplemented, $"{path}: GGUF support is not built yet.", path);
+    private static LlamaConfig ReadGgufConfig(string path)
+    {
+        using var file = GgufFile.Open(path);
+        return GgufModel.ReadConfig(file);
+    }
+}
+
+/// <summary>Stands in for a tokenizer a model directory does not have; every use throws a clear error.</summary>
+public sealed class MissingTokenizer(string directory) : ITokenizer
+{
+    private GpuOpsException Missing() => new("TokenizerNotFound", ErrorCategory.ObjectNotFound,
+        $"{directory}: no tokenizer.json, so text cannot be encoded or decoded.", directory, null, "Copy the model's tokenizer.json into the directory, or pass token ids.");
+
+    public int[] Encode(string text, bool addSpecialTokens = true) => throw Missing();
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true) => throw Missing();
+    public int VocabSize => 0;
+    public int? BosTokenId => null;
+    public IReadOnlyList<int> EosTokenIds => Array.Empty<int>();
+    public string Kind => "None";
 }

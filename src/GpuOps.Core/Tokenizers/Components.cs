@@ -125,7 +125,7 @@ public abstract class PreTokenizer
             }
 
             var spans = Splitting.Spans(text, replacement.ToString(), null, false);
-            Splitting.Emit(piece, Splitting.ApplyBehavior(text, spans, Behavior.MergedWithNext), output);
+            Splitting.Emit(piece with { Text = text }, Splitting.ApplyBehavior(text, spans, Behavior.MergedWithNext), output);
         }
     }
 

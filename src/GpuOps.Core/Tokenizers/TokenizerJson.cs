@@ -17,6 +17,25 @@ public static class TokenizerJson
         return Parse(File.ReadAllText(path, Encoding.UTF8), File.Exists(configPath) ? File.ReadAllText(configPath, Encoding.UTF8) : null, path);
     }
 
+    /// <summary>"ByteLevelBpe", "SentencePieceBpe", or the model type (e.g. "Unigram") without building the tokenizer.</summary>
+    public static string DetectKind(string path)
+    {
+        if (Directory.Exists(path)) path = Path.Combine(path, "tokenizer.json");
+        if (!File.Exists(path)) return "None";
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            var root = doc.RootElement;
+            string type = root.TryGetProperty("model", out var m) ? Str(m, "type") ?? "BPE" : "?";
+            if (type != "BPE") return type;
+            return ContainsType(root, "pre_tokenizer", "ByteLevel") || ContainsType(root, "decoder", "ByteLevel") ? "ByteLevelBpe" : "SentencePieceBpe";
+        }
+        catch (JsonException)
+        {
+            return "Invalid";
+        }
+    }
+
     public static HfTokenizer Parse(string tokenizerJson, string? tokenizerConfigJson = null, string source = "tokenizer.json")
     {
         try

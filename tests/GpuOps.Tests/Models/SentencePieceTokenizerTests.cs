@@ -1,0 +1,89 @@
+using GpuOps.Core.Formats;
+using GpuOps.Core.Tokenizers;
+using GpuOps.Tests.Support;
+using Xunit;
+
+namespace GpuOps.Tests.Models;
+
+/// <summary>
+/// SentencePiece-style BPE on hand-written tokenizer.json files (tests/GpuOps.Tests/Models/Tokenizers).
+/// Merges (rank order): "▁ h", "l l", "▁h e", "▁he ll", "▁hell o", "o r", "▁ w", "▁w or", "e l".
+/// Expected ids were worked out by hand following tokenizers' BPE (lowest rank first, then leftmost).
+/// </summary>
+public sealed class SentencePieceTokenizerTests
+{
+    private static HfTokenizer Load(string name) =>
+        TokenizerJson.Load(Repo.PathOf("tests", "GpuOps.Tests", "Models", "Tokenizers", name + ".tokenizer.json"));
+
+    // Llama-2 style ids: <unk>0 <s>1 </s>2, <0xNN> = 3 + NN, then ▁259 h260 e261 l262 o263 w264 r265 d266
+    // ▁h267 ll268 ▁he269 ▁hell270 ▁hello271 or272 ▁w273 ▁wor274 el275.
+    [Theory]
+    [InlineData("hello world", new[] { 1, 271, 274, 262, 266 })]
+    [InlineData("hello  world", new[] { 1, 271, 259, 274, 262, 266 })]
+    [InlineData("hé", new[] { 1, 267, 3 + 0xC3, 3 + 0xA9 })]
+    [InlineData("<s>hello", new[] { 1, 1, 271 })]
+    [InlineData("", new[] { 1 })]
+    [InlineData("\U0001F680", new[] { 1, 259, 3 + 0xF0, 3 + 0x9F, 3 + 0x9A, 3 + 0x80 })]
+    public void Llama2_style_prepend_replace_with_byte_fallback(string text, int[] expected)
+    {
+        var tok = Load("spm-llama2-style");
+        Assert.Equal("SentencePieceBpe", tok.Kind);
+        Assert.Equal(1, tok.BosTokenId);
+        Assert.Equal(expected, tok.Encode(text));
+        Assert.Equal(text.Replace("<s>", ""), tok.Decode(tok.Encode(text)));
+    }
+
+    [Fact]
+    public void Merge_priority_beats_position()
+    {
+        // "ell": (e,l) is rank 8, (l,l) rank 1, so "ll" wins although "el" starts further left;
+        // afterwards (e,ll) has no merge: ▁ e ll.
+        var tok = Load("spm-llama2-style");
+        Assert.Equal(new[] { 259, 261, 268 }, tok.Encode("ell", addSpecialTokens: false));
+        // "el" alone merges.
+        Assert.Equal(new[] { 259, 275 }, tok.Encode("el", addSpecialTokens: false));
+    }
+
+    [Fact]
+    public void Byte_fallback_decoding_of_invalid_utf8_gives_one_replacement_char_per_byte()
+    {
+        var tok = Load("spm-llama2-style");
+        Assert.Equal("\uFFFD\uFFFD", tok.Decode([3 + 0xC3, 3 + 0xC3]));
+        Assert.Equal("é", tok.Decode([3 + 0xC3, 3 + 0xA9]));
+        // As tokenizers does: Strip removes the leading space of the first token only, and "<s>" is first.
+        Assert.Equal("<s> hello</s>", tok.Decode([1, 271, 2], skipSpecialTokens: false));
+    }
+
+    // Metaspace-first ids: <unk>0 <s>1 </s>2 ▁3 h4 e5 l6 o7 w8 r9 d10 ▁h11 ll12 ▁he13 ▁hell14 ▁hello15 or16 ▁w17 ▁wor18 el19.
+    [Theory]
+    [InlineData("hello world", new[] { 1, 15, 18, 6, 10 })]
+    [InlineData("hello zzworld", new[] { 1, 15, 3, 0, 8, 16, 6, 10 })]
+    [InlineData("<s>hello", new[] { 1, 1, 4, 5, 12, 7 })]
+    [InlineData("hello<s> hello", new[] { 1, 15, 1, 15 })]
+    public void Metaspace_first_scheme_unk_fusing_and_array_merges(string text, int[] expected)
+    {
+        var tok = Load("spm-metaspace-first");
+        Assert.Equal("SentencePieceBpe", tok.Kind);
+        Assert.Equal(expected, tok.Encode(text));
+    }
+
+    [Fact]
+    public void Metaspace_decoder_strips_the_first_prefix_space_only()
+    {
+        var tok = Load("spm-metaspace-first");
+        Assert.Equal("hello world", tok.Decode([1, 15, 18, 6, 10]));
+        Assert.Equal("hello world", tok.Decode([15, 3, 0, 8, 16, 6, 10]));
+        Assert.Equal("hello <unk>world", tok.Decode([15, 3, 0, 8, 16, 6, 10], skipSpecialTokens: false));
+    }
+
+    [Fact]
+    public void Unsupported_model_types_and_broken_merges_give_clear_errors()
+    {
+        var ex = Assert.Throws<ModelFormatException>(() => TokenizerJson.Parse("""{"model":{"type":"Unigram","vocab":[]}}"""));
+        Assert.Contains("tokenizer model 'Unigram' is not supported", ex.Message);
+        var ex2 = Assert.Throws<ModelFormatException>(() => TokenizerJson.Parse("""{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}"""));
+        Assert.Contains("not in the vocabulary", ex2.Message);
+        var ex3 = Assert.Throws<ModelFormatException>(() => TokenizerJson.Parse("""{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Punctuation"}}"""));
+        Assert.Contains("pre-tokenizer 'Punctuation' is not supported", ex3.Message);
+    }
+}
