@@ -11,6 +11,7 @@
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @(
         'module/formats/GpuOps.Core.Format.ps1xml'
+        'module/formats/GpuOps.Engine.Format.ps1xml'
         'module/formats/GpuOps.Models.Format.ps1xml'
     )
     CmdletsToExport      = @(
@@ -18,6 +19,11 @@
         'Get-GpuModelInfo'
         'ConvertTo-GpuToken'
         'ConvertFrom-GpuToken'
+        'Import-GpuModel'
+        'Remove-GpuModel'
+        'Invoke-GpuInference'
+        'Measure-GpuPerplexity'
+        'Measure-GpuInference'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
