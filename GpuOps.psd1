@@ -11,9 +11,19 @@
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @(
         'module/formats/GpuOps.Core.Format.ps1xml'
+        'module/formats/GpuOps.Nvml.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Get-GpuOpsInfo'
+        'Get-Gpu'
+        'Get-GpuProcess'
+        'Get-GpuTelemetry'
+        'Measure-GpuEnergy'
+        'Get-GpuPowerLimit'
+        'Set-GpuPowerLimit'
+        'Restore-GpuPowerLimit'
+        'Optimize-GpuPowerLimit'
+        'Export-GpuTelemetry'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
