@@ -13,6 +13,7 @@
         'module/formats/GpuOps.Core.Format.ps1xml'
         'module/formats/GpuOps.Engine.Format.ps1xml'
         'module/formats/GpuOps.Models.Format.ps1xml'
+        'module/formats/GpuOps.Nvml.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Get-GpuOpsInfo'
@@ -24,6 +25,15 @@
         'Invoke-GpuInference'
         'Measure-GpuPerplexity'
         'Measure-GpuInference'
+        'Get-Gpu'
+        'Get-GpuProcess'
+        'Get-GpuTelemetry'
+        'Measure-GpuEnergy'
+        'Get-GpuPowerLimit'
+        'Set-GpuPowerLimit'
+        'Restore-GpuPowerLimit'
+        'Optimize-GpuPowerLimit'
+        'Export-GpuTelemetry'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
