@@ -10,10 +10,12 @@
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @(
-        'module/formats/GpuOps.Core.Format.ps1xml'
+        'module/formats/GpuOps.Core.Format.ps1xml',
+        'module/formats/GpuOps.Compute.Format.ps1xml'
     )
     CmdletsToExport      = @(
-        'Get-GpuOpsInfo'
+        'Get-GpuOpsInfo',
+        'Invoke-GpuBenchmark'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
