@@ -11,6 +11,7 @@
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @(
         'module/formats/GpuOps.Core.Format.ps1xml'
+        'module/formats/GpuOps.Compute.Format.ps1xml'
         'module/formats/GpuOps.Engine.Format.ps1xml'
         'module/formats/GpuOps.Models.Format.ps1xml'
         'module/formats/GpuOps.Nvml.Format.ps1xml'
@@ -34,6 +35,7 @@
         'Restore-GpuPowerLimit'
         'Optimize-GpuPowerLimit'
         'Export-GpuTelemetry'
+        'Invoke-GpuBenchmark'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

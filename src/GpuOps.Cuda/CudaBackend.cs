@@ -1,0 +1,401 @@
+using GpuOps.Core.Compute;
+using GpuOps.Core.Hosting;
+using GpuOps.Core.Models;
+using GpuOps.Cuda.Blas;
+using GpuOps.Cuda.Compile;
+using GpuOps.Cuda.Driver;
+using static GpuOps.Cuda.Driver.CudaApi;
+
+namespace GpuOps.Cuda;
+
+/// <summary>
+/// The CUDA backend: device tensors, the kernels of kernels/*.cu (compiled with NVRTC for this GPU, cached on disk)
+/// and cuBLASLt products, all ordered on one stream. Disposing it frees every tensor still alive, the modules,
+/// cuBLASLt and the stream, and releases the primary context.
+/// </summary>
+public sealed unsafe class CudaBackend : IComputeBackend
+{
+    private readonly Dictionary<string, CudaModule> _modules = new();
+    private CublasLtMatmul? _blas;
+    private bool _disposed;
+
+    public CudaBackend(int device = 0, KernelCache? cache = null)
+    {
+        Context = CudaContext.Open(device);
+        Cache = cache ?? KernelCache.Shared;
+        Device = ComputeDevice.Cuda(device);
+    }
+
+    public CudaContext Context { get; }
+
+    public KernelCache Cache { get; }
+
+    public string Name => "cuda";
+
+    public ComputeDevice Device { get; }
+
+    public TensorPool Pool { get; } = new();
+
+    public IntPtr Stream => Context.Stream;
+
+    /// <summary>cuBLASLt (created on first use, with its 32 MiB workspace).</summary>
+    public CublasLtMatmul Blas => _blas ??= new CublasLtMatmul(Context);
+
+    public static ulong Ptr(Tensor t) => (ulong)(long)t.Pointer;
+
+    public Tensor Allocate(DType dtype, int[] shape, string? name = null)
+    {
+        foreach (var d in shape)
+            if (d < 0) throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Negative dimension in [{string.Join(",", shape)}].");
+        long bytes = DTypes.ByteCount(dtype, Tensor.ElementCountOf(shape));
+        ulong p = Context.Allocate(bytes, $"{name ?? "a tensor"} {DTypes.Name(dtype)}[{string.Join(",", shape)}]");
+        var t = new Tensor(this, dtype, shape, Tensor.ContiguousStrides(shape), (IntPtr)(long)p, bytes, null, name, Pool.NextId());
+        Pool.Add(t);
+        return t;
+    }
+
+    public void Free(Tensor tensor, IntPtr pointer)
+    {
+        Context.Free((ulong)(long)pointer);
+        Pool.Remove(tensor);
+    }
+
+    public void Upload(Tensor destination, ReadOnlySpan<byte> source)
+    {
+        ComputeChecks.Contiguous("Upload", destination);
+        long n = DTypes.ByteCount(destination.DType, destination.ElementCount);
+        if (source.Length != n) throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Upload: {source.Length} bytes given for {destination.Describe()} ({n} bytes).");
+        Context.Bind();
+        fixed (byte* s = source)
+        {
+            Check(cuMemcpyHtoDAsync(Ptr(destination), s, (nuint)n, Stream), "cuMemcpyHtoDAsync_v2");
+            Check(cuStreamSynchronize(Stream), "cuStreamSynchronize");
+        }
+    }
+
+    public void Download(Tensor source, Span<byte> destination)
+    {
+        if (!source.IsContiguous)
+        {
+            using var tmp = Allocate(source.DType, source.Shape, "download staging");
+            Copy(source, tmp);
+            Download(tmp, destination);
+            return;
+        }
+
+        long n = DTypes.ByteCount(source.DType, source.ElementCount);
+        if (destination.Length != n) throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Download: {destination.Length} bytes asked of {source.Describe()} ({n} bytes).");
+        Context.Bind();
+        fixed (byte* d = destination)
+        {
+            Check(cuMemcpyDtoHAsync(d, Ptr(source), (nuint)n, Stream), "cuMemcpyDtoHAsync_v2");
+            Check(cuStreamSynchronize(Stream), "cuStreamSynchronize");
+        }
+    }
+
+    public void FillBytes(Tensor tensor, byte value)
+    {
+        ComputeChecks.Contiguous("FillBytes", tensor);
+        Context.Bind();
+        Check(cuMemsetD8Async(Ptr(tensor), value, (nuint)DTypes.ByteCount(tensor.DType, tensor.ElementCount), Stream), "cuMemsetD8Async");
+    }
+
+    public void Synchronize() => Context.Synchronize();
+
+    // ---------------------------------------------------------------- modules and launches
+
+    /// <summary>The function <paramref name="kernel"/> of kernels/<paramref name="file"/> (compiled or loaded on first use).</summary>
+    public IntPtr Function(string file, string kernel)
+    {
+        CudaModule? m;
+        lock (_modules)
+        {
+            if (!_modules.TryGetValue(file, out m))
+            {
+                var cubin = Cache.GetCubin(file, Context.Major, Context.Minor);
+                m = new CudaModule(Context, cubin, file);
+                _modules[file] = m;
+            }
+        }
+
+        return m.Function(kernel);
+    }
+
+    public void Launch(string file, string kernel, (int X, int Y, int Z) grid, int block, int sharedBytes, params KernelArg[] args)
+    {
+        var f = Function(file, kernel);
+        Context.Bind();
+        if (sharedBytes > 48 * 1024)
+        {
+            if (sharedBytes > Context.MaxSharedMemoryPerBlockOptin)
+                throw new GpuOpsException("KernelLimitExceeded", ErrorCategory.LimitsExceeded,
+                    $"{kernel} needs {sharedBytes} bytes of shared memory; this GPU allows {Context.MaxSharedMemoryPerBlockOptin}.", kernel);
+            Check(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes), $"cuFuncSetAttribute({kernel})");
+        }
+
+        Launcher.Launch(f, kernel, Stream, grid, block, sharedBytes, args);
+    }
+
+    /// <summary>Blocks for a grid-stride loop over <paramref name="n"/> items.</summary>
+    public int GridFor(long n, int block = 256) => (int)Math.Clamp((n + block - 1) / block, 1, (long)Context.MultiprocessorCount * 16);
+
+    private static string Suffix(DType t) => t switch
+    {
+        DType.F32 => "f32",
+        DType.F16 => "f16",
+        DType.BF16 => "bf16",
+        _ => throw GpuOpsException.InvalidArgument("UnsupportedDType", $"{DTypes.Name(t)} is not a float kernel type."),
+    };
+
+    private static long RowsOf(Tensor t) => t.Rank == 0 ? 1 : t.ElementCount / Math.Max(1, t.Dim(-1));
+
+    private static int RowBlock(int n) => n >= 1024 ? 1024 : n >= 512 ? 512 : n >= 256 ? 256 : 128;
+
+    // ---------------------------------------------------------------- kernels
+
+    public void Cast(Tensor source, Tensor destination)
+    {
+        ComputeChecks.SameBackend(this, "Cast", source, destination);
+        ComputeChecks.Contiguous("Cast", source, destination);
+        ComputeChecks.Elements(destination, source.ElementCount, "Cast");
+        long n = source.ElementCount;
+        Launch("elementwise.cu", "cast_any", (GridFor(n), 1, 1), 256, 0, Ptr(source), (int)source.DType, Ptr(destination), (int)destination.DType, n);
+    }
+
+    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor destination)
+    {
+        ComputeChecks.SameBackend(this, "Binary", a, b, destination);
+        ComputeChecks.Contiguous("Binary", a, b, destination);
+        ComputeChecks.Float("Binary", a, b, destination);
+        ComputeChecks.SameShape(a, destination, "Binary");
+        long nb = b.ElementCount;
+        if (nb == 0 || a.ElementCount % nb != 0)
+            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Binary: {b.Describe()} does not broadcast over {a.Describe()}.");
+        long n = a.ElementCount;
+        Launch("elementwise.cu", "binary_any", (GridFor(n), 1, 1), 256, 0, (int)op, Ptr(a), (int)a.DType, Ptr(b), (int)b.DType, Ptr(destination), (int)destination.DType, n, nb);
+    }
+
+    public void Unary(UnaryOp op, Tensor x, Tensor destination, float alpha = 1f)
+    {
+        ComputeChecks.SameBackend(this, "Unary", x, destination);
+        ComputeChecks.Contiguous("Unary", x, destination);
+        ComputeChecks.Float("Unary", x, destination);
+        ComputeChecks.SameShape(x, destination, "Unary");
+        long n = x.ElementCount;
+        Launch("elementwise.cu", "unary_any", (GridFor(n), 1, 1), 256, 0, (int)op, Ptr(x), (int)x.DType, Ptr(destination), (int)destination.DType, n, alpha);
+    }
+
+    /// <summary>Uniform random values in [lo, hi) (benchmark and test inputs; never zeros).</summary>
+    public void FillUniform(Tensor t, ulong seed, float lo = -1f, float hi = 1f)
+    {
+        ComputeChecks.Contiguous("FillUniform", t);
+        if (t.DType == DType.I4) throw GpuOpsException.InvalidArgument("UnsupportedDType", "FillUniform: not for packed int4.");
+        long n = t.ElementCount;
+        Launch("elementwise.cu", "fill_uniform", (GridFor(n), 1, 1), 256, 0, Ptr(t), (int)t.DType, n, seed, lo, hi);
+    }
+
+    public void Reduce(ReduceOp op, Tensor x, Tensor destination)
+    {
+        ComputeChecks.SameBackend(this, "Reduce", x, destination);
+        ComputeChecks.Contiguous("Reduce", x, destination);
+        ComputeChecks.Float("Reduce", x);
+        ComputeChecks.OfDType(destination, DType.F32, "Reduce");
+        long rows = RowsOf(x);
+        int n = x.Dim(-1);
+        ComputeChecks.Elements(destination, rows, "Reduce");
+        Launch("reduce.cu", "reduce_" + Suffix(x.DType), ((int)rows, 1, 1), RowBlock(n), 0, Ptr(x), Ptr(destination), n, (int)op);
+    }
+
+    public void RmsNorm(Tensor x, Tensor weight, Tensor destination, float eps)
+    {
+        ComputeChecks.SameBackend(this, "RmsNorm", x, weight, destination);
+        ComputeChecks.Contiguous("RmsNorm", x, weight, destination);
+        ComputeChecks.Float("RmsNorm", x, weight, destination);
+        ComputeChecks.SameShape(x, destination, "RmsNorm");
+        ComputeChecks.SameDType("RmsNorm", x, destination);
+        int n = x.Dim(-1);
+        ComputeChecks.Elements(weight, n, "RmsNorm");
+        Launch("norm.cu", "rmsnorm_" + Suffix(x.DType), ((int)RowsOf(x), 1, 1), RowBlock(n), 0, Ptr(x), Ptr(weight), (int)weight.DType, Ptr(destination), n, eps);
+    }
+
+    public void Rope(Tensor x, Tensor positions, Tensor inverseFrequencies, Tensor destination, RopeLayout layout)
+    {
+        ComputeChecks.SameBackend(this, "Rope", x, positions, inverseFrequencies, destination);
+        ComputeChecks.Contiguous("Rope", x, positions, inverseFrequencies, destination);
+        ComputeChecks.Float("Rope", x, destination);
+        ComputeChecks.SameDType("Rope", x, destination);
+        ComputeChecks.Rank(x, 3, "Rope");
+        ComputeChecks.SameShape(x, destination, "Rope");
+        ComputeChecks.OfDType(positions, DType.I32, "Rope");
+        ComputeChecks.OfDType(inverseFrequencies, DType.F32, "Rope");
+        int tokens = x.Shape[0], heads = x.Shape[1], d = x.Shape[2];
+        ComputeChecks.Elements(positions, tokens, "Rope");
+        int half = (int)inverseFrequencies.ElementCount;
+        if (2 * half > d) throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Rope: {inverseFrequencies.Describe()} rotates more than head dim {d}.");
+        long n = x.ElementCount;
+        Launch("rope.cu", "rope_" + Suffix(x.DType), (GridFor(n), 1, 1), 256, 0, Ptr(x), Ptr(positions), Ptr(inverseFrequencies), Ptr(destination),
+            heads, d, half, layout == RopeLayout.RotateHalf ? 0 : 1, n);
+    }
+
+    public void Softmax(Tensor x, Tensor destination, float scale = 1f)
+    {
+        ComputeChecks.SameBackend(this, "Softmax", x, destination);
+        ComputeChecks.Contiguous("Softmax", x, destination);
+        ComputeChecks.Float("Softmax", x, destination);
+        ComputeChecks.SameDType("Softmax", x, destination);
+        ComputeChecks.SameShape(x, destination, "Softmax");
+        int n = x.Dim(-1);
+        Launch("norm.cu", "softmax_" + Suffix(x.DType), ((int)RowsOf(x), 1, 1), RowBlock(n), 0, Ptr(x), Ptr(destination), n, scale);
+    }
+
+    public void SiluMul(Tensor gate, Tensor up, Tensor destination)
+    {
+        ComputeChecks.SameBackend(this, "SiluMul", gate, up, destination);
+        ComputeChecks.Contiguous("SiluMul", gate, up, destination);
+        ComputeChecks.Float("SiluMul", gate, up, destination);
+        ComputeChecks.SameDType("SiluMul", gate, up, destination);
+        ComputeChecks.SameShape(gate, up, "SiluMul");
+        ComputeChecks.SameShape(gate, destination, "SiluMul");
+        long n = gate.ElementCount;
+        Launch("silu_mul.cu", "silu_mul_" + Suffix(gate.DType), (GridFor(n), 1, 1), 256, 0, Ptr(gate), Ptr(up), Ptr(destination), n);
+    }
+
+    public void Embedding(Tensor table, Tensor ids, Tensor destination)
+    {
+        ComputeChecks.SameBackend(this, "Embedding", table, ids, destination);
+        ComputeChecks.Contiguous("Embedding", table, ids, destination);
+        ComputeChecks.Rank(table, 2, "Embedding");
+        ComputeChecks.OfDType(ids, DType.I32, "Embedding");
+        ComputeChecks.SameDType("Embedding", table, destination);
+        int vocab = table.Shape[0], h = table.Shape[1];
+        ComputeChecks.Elements(destination, ids.ElementCount * h, "Embedding");
+        if (table.DType == DType.I4 && h % 2 != 0) throw GpuOpsException.InvalidArgument("UnsupportedDType", "Embedding: int4 rows must have an even length.");
+        long rowBytes = DTypes.ByteCount(table.DType, h);
+        Launch("embedding.cu", "embedding_gather", ((int)ids.ElementCount, 1, 1), 256, 0, Ptr(table), Ptr(ids), Ptr(destination), vocab, rowBytes);
+    }
+
+    public void AttentionPrefill(Tensor q, Tensor k, Tensor v, Tensor destination, float scale)
+    {
+        ComputeChecks.SameBackend(this, "AttentionPrefill", q, k, v, destination);
+        ComputeChecks.Contiguous("AttentionPrefill", q, k, v, destination);
+        ComputeChecks.Float("AttentionPrefill", q, k, v, destination);
+        ComputeChecks.SameDType("AttentionPrefill", q, k, v, destination);
+        ComputeChecks.Rank(q, 4, "AttentionPrefill"); ComputeChecks.Rank(k, 4, "AttentionPrefill");
+        ComputeChecks.SameShape(k, v, "AttentionPrefill"); ComputeChecks.SameShape(q, destination, "AttentionPrefill");
+        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
+        if (k.Shape[0] != b || k.Shape[1] != t || k.Shape[3] != d || hkv == 0 || hq % hkv != 0)
+            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"AttentionPrefill: {q.Describe()} and {k.Describe()} do not match (heads must group evenly).");
+        int smem = (d + 33 + t) * 4;
+        Launch("attention.cu", "attention_" + Suffix(q.DType), (t * hq, b, 1), 128, smem,
+            Ptr(q), Ptr(k), Ptr(v), Ptr(destination), 0UL, t, hq, hkv, d, t, scale);
+    }
+
+    public void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor lengths, Tensor destination, float scale)
+    {
+        ComputeChecks.SameBackend(this, "AttentionDecode", q, kCache, vCache, lengths, destination);
+        ComputeChecks.Contiguous("AttentionDecode", q, kCache, vCache, lengths, destination);
+        ComputeChecks.Float("AttentionDecode", q, kCache, vCache, destination);
+        ComputeChecks.SameDType("AttentionDecode", q, kCache, vCache, destination);
+        ComputeChecks.Rank(q, 3, "AttentionDecode"); ComputeChecks.Rank(kCache, 4, "AttentionDecode");
+        ComputeChecks.SameShape(kCache, vCache, "AttentionDecode"); ComputeChecks.SameShape(q, destination, "AttentionDecode");
+        ComputeChecks.OfDType(lengths, DType.I32, "AttentionDecode");
+        int b = q.Shape[0], hq = q.Shape[1], d = q.Shape[2], maxT = kCache.Shape[1], hkv = kCache.Shape[2];
+        if (kCache.Shape[0] != b || kCache.Shape[3] != d || hkv == 0 || hq % hkv != 0)
+            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"AttentionDecode: {q.Describe()} and {kCache.Describe()} do not match (heads must group evenly).");
+        ComputeChecks.Elements(lengths, b, "AttentionDecode");
+        int smem = (d + 33 + maxT) * 4;
+        Launch("attention.cu", "attention_" + Suffix(q.DType), (hq, b, 1), 128, smem,
+            Ptr(q), Ptr(kCache), Ptr(vCache), Ptr(destination), Ptr(lengths), 1, hq, hkv, d, maxT, scale);
+    }
+
+    public void Argmax(Tensor logits, Tensor destination)
+    {
+        ComputeChecks.SameBackend(this, "Argmax", logits, destination);
+        ComputeChecks.Contiguous("Argmax", logits, destination);
+        ComputeChecks.Float("Argmax", logits);
+        ComputeChecks.OfDType(destination, DType.I32, "Argmax");
+        long rows = RowsOf(logits);
+        int n = logits.Dim(-1);
+        ComputeChecks.Elements(destination, rows, "Argmax");
+        Launch("reduce.cu", "argmax_" + Suffix(logits.DType), ((int)rows, 1, 1), RowBlock(n), 0, Ptr(logits), Ptr(destination), n);
+    }
+
+    public void SampleTopKTopP(Tensor logits, Tensor uniforms, Tensor destination, float temperature, int topK, float topP)
+    {
+        ComputeChecks.SameBackend(this, "Sample", logits, uniforms, destination);
+        ComputeChecks.Contiguous("Sample", logits, uniforms, destination);
+        ComputeChecks.Float("Sample", logits);
+        ComputeChecks.OfDType(uniforms, DType.F32, "Sample");
+        ComputeChecks.OfDType(destination, DType.I32, "Sample");
+        long rows = RowsOf(logits);
+        int n = logits.Dim(-1);
+        ComputeChecks.Elements(destination, rows, "Sample");
+        ComputeChecks.Elements(uniforms, rows, "Sample");
+        if (temperature <= 0) { Argmax(logits, destination); return; }
+        Launch("sampling.cu", "sample_" + Suffix(logits.DType), ((int)rows, 1, 1), 1024, 0,
+            Ptr(logits), Ptr(uniforms), Ptr(destination), n, 1f / temperature, topK, topP);
+    }
+
+    public void Copy(Tensor source, Tensor destination)
+    {
+        ComputeChecks.SameBackend(this, "Copy", source, destination);
+        ComputeChecks.Contiguous("Copy", destination);
+        ComputeChecks.SameDType("Copy", source, destination);
+        ComputeChecks.SameShape(source, destination, "Copy");
+        if (source.Rank > 4) throw GpuOpsException.InvalidArgument("ShapeMismatch", "Copy: at most 4 dimensions.");
+        if (source.IsContiguous)
+        {
+            Context.Bind();
+            Check(cuMemcpyDtoDAsync(Ptr(destination), Ptr(source), (nuint)DTypes.ByteCount(source.DType, source.ElementCount), Stream), "cuMemcpyDtoDAsync_v2");
+            return;
+        }
+
+        if (source.DType == DType.I4) throw GpuOpsException.InvalidArgument("UnsupportedDType", "Copy: strided int4 is not supported.");
+        var s = new int[4];
+        var st = new long[4];
+        int pad = 4 - source.Rank;
+        for (int i = 0; i < 4; i++)
+        {
+            s[i] = i < pad ? 1 : source.Shape[i - pad];
+            st[i] = i < pad ? 0 : source.Strides[i - pad];
+        }
+
+        long n = source.ElementCount;
+        Launch("elementwise.cu", "copy_strided", (GridFor(n), 1, 1), 256, 0, Ptr(source), Ptr(destination), DTypes.Bits(source.DType) / 8,
+            s[0], s[1], s[2], s[3], st[0], st[1], st[2], st[3], n);
+    }
+
+    public void MatMul(Tensor a, Tensor b, Tensor destination, MatMulOptions? options = null)
+    {
+        var o = options ?? MatMulOptions.Default;
+        ComputeChecks.SameBackend(this, "MatMul", a, b, destination, o.Bias);
+        ComputeChecks.Contiguous("MatMul", a, b, destination);
+        ComputeChecks.MatMulTypes(a, b, destination, o);
+        var (m, n, k) = ComputeChecks.MatMulShape(a, b, destination, o);
+        if (a.DType == DType.F8E4M3 && Context.Major < 9 && !(Context.Major == 8 && Context.Minor >= 9))
+            throw new GpuOpsException("UnsupportedOnThisGpu", ErrorCategory.NotImplemented,
+                $"FP8 products need compute capability 8.9 or later; {Context.Name} is {Context.ComputeCapability}.");
+        if (o.Bias is not null && o.Bias.DType != destination.DType)
+            throw GpuOpsException.InvalidArgument("DTypeMismatch", $"MatMul: the bias must be {DTypes.Name(destination.DType)}.");
+        ulong bias = o.Epilogue is MatMulEpilogue.Bias or MatMulEpilogue.ReluBias or MatMulEpilogue.GeluBias && o.Bias is not null ? Ptr(o.Bias) : 0;
+        Blas.Run(a.DType, Ptr(a), Ptr(b), Ptr(destination), m, n, k, o, bias, Stream);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            Context.Synchronize();
+        }
+        finally
+        {
+            Pool.FreeAll();
+            _blas?.Dispose();
+            foreach (var m in _modules.Values) m.Dispose();
+            _modules.Clear();
+            Context.Dispose();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using GpuOps.Cli;
+using GpuOps.Core.Hosting;
+using GpuOps.Cuda.Bench;
+using GpuOps.Cuda.Compile;
+using GpuOps.Tests.Support;
+using Xunit;
+
+namespace GpuOps.Tests.Compute;
+
+public class BenchmarkTests
+{
+    [Fact]
+    public void Without_a_GPU_the_benchmark_is_a_terminating_error_not_a_silent_ok()
+    {
+        if (Gpu.Present) Assert.Skip("a GPU is present");
+        var host = new RecordingHost();
+        var ex = Assert.ThrowsAny<GpuOpsException>(() => new InvokeBenchmarkOperation { Suite = [BenchmarkSuite.Launch], Quick = true }.Execute(host));
+        Assert.False(string.IsNullOrWhiteSpace(ex.ErrorId));
+        Assert.Empty(host.Objects);
+    }
+
+    [Fact]
+    public void The_cli_rejects_an_unknown_suite_with_a_non_zero_exit_code()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = GpuOpsCli.Run(["bench", "--suite", "Nonsense"], o, e);
+        Assert.NotEqual(0, code);
+        Assert.Contains("unknown suite", e.ToString());
+    }
+
+    [Fact]
+    public void Kernel_sources_expand_their_includes_with_line_markers_for_error_messages()
+    {
+        var cache = new KernelCache(Path.GetTempPath(), Repo.PathOf("kernels"));
+        foreach (var file in Directory.GetFiles(Repo.PathOf("kernels"), "*.cu").Select(Path.GetFileName))
+        {
+            var src = cache.ExpandedSource(file!);
+            Assert.StartsWith($"#line 1 \"{file}\"", src);
+            Assert.Contains("#line 1 \"common.cuh\"", src);
+            Assert.DoesNotContain(src.Split('\n'), l => l.TrimStart().StartsWith("#include \"", StringComparison.Ordinal));
+            Assert.Contains("extern \"C\" __global__", src);
+        }
+    }
+
+    [GpuFact]
+    public void Launch_suite_reports_event_timed_results_with_gpu_state()
+    {
+        var host = new RecordingHost();
+        new InvokeBenchmarkOperation { Suite = [BenchmarkSuite.Launch], Quick = true }.Execute(host);
+        var results = host.ObjectsOf<BenchmarkResult>().ToList();
+        Assert.Equal(2, results.Count);
+        Assert.All(results, r =>
+        {
+            Assert.True(r.MinMs <= r.MedianMs && r.MedianMs <= r.MaxMs);
+            Assert.True(r.Value > 0);
+            Assert.Equal("µs", r.Unit);
+            Assert.False(string.IsNullOrEmpty(r.GpuName));
+            Assert.False(string.IsNullOrEmpty(r.CudaDriverVersion));
+        });
+    }
+}
