@@ -5,7 +5,8 @@
  * State lives in a key=value text file named by FAKE_NVML_STATE, read on every call that needs it and
  * written back (temp file + rename) by set calls, so it is shared ACROSS PROCESSES (a test can kill a
  * process mid-sweep and let a second process read and restore the power limit).
- * Without FAKE_NVML_STATE (or with a missing file) the defaults below apply (two GPUs).
+ * Without FAKE_NVML_STATE (or with a missing file) the defaults below apply (two GPUs). In-process tests set the
+ * path with the extra export fake_nvml_set_state (a .NET process cannot change its native environment).
  *
  * Keys (gpuN. = per GPU N):
  *   gpus=2                      number of GPUs
@@ -148,8 +149,21 @@ static void defaults(void)
     }
 }
 
+static char g_state_override[2048];
+
+/* Tests in a .NET process call this (through the loaded library's export): .NET's
+   Environment.SetEnvironmentVariable does not change the native environment that getenv reads.
+   NULL or "" goes back to FAKE_NVML_STATE. */
+EXPORT void fake_nvml_set_state(const char *path)
+{
+    pthread_mutex_lock(&g_lock);
+    snprintf(g_state_override, sizeof g_state_override, "%s", path ? path : "");
+    pthread_mutex_unlock(&g_lock);
+}
+
 static const char *state_path(void)
 {
+    if (g_state_override[0]) return g_state_override;
     const char *p = getenv("FAKE_NVML_STATE");
     return p && *p ? p : NULL;
 }
@@ -180,7 +194,7 @@ static int save(void)
 {
     const char *path = state_path();
     if (!path) return 0;
-    char tmp[4096];
+    char tmp[2200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) return -1;
