@@ -130,6 +130,12 @@ public sealed class GetTelemetryOperation : IOperation
         var jitters = Statistics ? new List<double>() : null;
         long samples = 0, missed = 0, tick = 0, ticksDone = 0;
         double lastLatenessMs = 0;
+        if (Statistics)
+        {
+            // Warm up (JIT, unsupported-value probing) so the figures describe the steady state.
+            foreach (var d in devices) TelemetryReader.Read(d, DateTimeOffset.UtcNow, 0);
+        }
+
         var proc = Process.GetCurrentProcess();
         var cpuStart = proc.TotalProcessorTime;
         var wallStart = DateTimeOffset.UtcNow;
