@@ -16,11 +16,13 @@ public sealed class MeasureGpuEnergyCommand : GpuOpsCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("GpuIndex")]
+    [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
     public int[]? Index { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string[]? Uuid { get; set; }
 
     /// <summary>Power sampling period (default 20 ms).</summary>
