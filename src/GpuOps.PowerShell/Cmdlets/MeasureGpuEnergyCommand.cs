@@ -11,6 +11,9 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(EnergyReading))]
 public sealed class MeasureGpuEnergyCommand : GpuOpsCmdlet
 {
+    private readonly List<int> _indices = new();
+    private readonly List<string> _uuids = new();
+
     [Parameter(Mandatory = true, Position = 0)]
     public ScriptBlock ScriptBlock { get; set; } = null!;
 
@@ -29,9 +32,21 @@ public sealed class MeasureGpuEnergyCommand : GpuOpsCmdlet
     [Parameter]
     public TimeSpan? SampleInterval { get; set; }
 
+    // GPUs piped in are collected: the script block runs once, measured on all of them.
     protected override void ProcessRecord()
     {
-        var op = new MeasureEnergyOperation { Index = Index, Uuid = Uuid, Workload = _ => ScriptBlock.Invoke() };
+        if (Index is not null) _indices.AddRange(Index);
+        if (Uuid is not null) _uuids.AddRange(Uuid);
+    }
+
+    protected override void EndProcessing()
+    {
+        var op = new MeasureEnergyOperation
+        {
+            Index = _indices.Count > 0 ? _indices.ToArray() : null,
+            Uuid = _uuids.Count > 0 ? _uuids.ToArray() : null,
+            Workload = _ => ScriptBlock.Invoke(),
+        };
         if (SampleInterval is { } s) op.SampleInterval = s;
         Run(op);
     }

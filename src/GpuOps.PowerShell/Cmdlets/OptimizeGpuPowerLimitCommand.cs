@@ -53,7 +53,7 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
     [Parameter]
     public PowerObjective Objective { get; set; } = PowerObjective.MinEnergy;
 
-    /// <summary>MaxSlowdown: the largest slowdown accepted (1.1 = 10 % slower than the fastest).</summary>
+    /// <summary>MaxSlowdown: the largest slowdown accepted (1.1 = 10 % slower than at the highest limit).</summary>
     [Parameter]
     [ValidateRange(1.0, 100.0)]
     public double Factor { get; set; } = 1.1;

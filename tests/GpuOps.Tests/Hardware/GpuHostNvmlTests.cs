@@ -86,6 +86,7 @@ public class GpuHostNvmlTests
         var psi = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(script);
+        psi.Environment["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"; // CUDA device 0 = NVML GPU 0
         psi.Environment["CUDA_VISIBLE_DEVICES"] = "0";
         var idle = EnergyWindow.Start([0], TimeSpan.FromMilliseconds(20));
         Thread.Sleep(2000);

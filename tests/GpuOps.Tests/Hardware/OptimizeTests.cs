@@ -40,6 +40,9 @@ public class PowerObjectiveTests
         Assert.Equal(500, OptimizePowerLimitOperation.Choose(Points(Sweep), PowerObjective.MaxSlowdown, factor: 1.1)!.PowerLimitWatts);
         Assert.Equal(400, OptimizePowerLimitOperation.Choose(Points(Sweep), PowerObjective.MaxSlowdown, factor: 1.3)!.PowerLimitWatts);
         Assert.Equal(700, OptimizePowerLimitOperation.Choose(Points(Sweep), PowerObjective.MaxSlowdown, factor: 1.0)!.PowerLimitWatts);
+        // The slowdown is relative to the highest limit (as Zeus), not to the fastest point.
+        var odd = Points((700, 1.00, 690), (600, 0.90, 650), (500, 1.04, 495));
+        Assert.Equal(500, OptimizePowerLimitOperation.Choose(odd, PowerObjective.MaxSlowdown, factor: 1.05)!.PowerLimitWatts);
     }
 
     [Fact]
