@@ -71,11 +71,13 @@ public class EnergyTests
     public void A_gpu_lost_inside_the_window_keeps_what_was_measured()
     {
         using var fake = new FakeNvml("gpu0.power_base_mw=200000");
-        fake.Set($"gpu0.lost_s={fake.SinceT0() + 0.15:F3}");
+        fake.Set($"gpu0.lost_s={fake.SinceT0() + 0.3:F3}");
         using var w = EnergyWindow.Start([0], TimeSpan.FromMilliseconds(10));
-        Thread.Sleep(400);
+        Thread.Sleep(600);
         var r = Assert.Single(w.Stop());
-        Assert.InRange(r.Joules, 200 * 0.05, 200 * 0.3);
+        // About 0.3 s at 200 W, measured up to the loss; nothing after it.
+        Assert.InRange(r.Joules, 200 * 0.05, 200 * 0.45);
+        Assert.InRange(r.Seconds, 0.01, 0.45);
     }
 
     [Fact]

@@ -112,12 +112,12 @@ public class TelemetryTests
     public void A_gpu_lost_mid_stream_is_reported_once_and_the_other_keeps_streaming()
     {
         using var fake = new FakeNvml();
-        fake.Set($"gpu1.lost_s={fake.SinceT0() + 0.15:F3}");
+        fake.Set($"gpu1.lost_s={fake.SinceT0() + 0.3:F3}");
         var host = new RecordingHost();
-        new GetTelemetryOperation { Interval = TimeSpan.FromMilliseconds(20), Count = 20 }.Execute(host);
+        new GetTelemetryOperation { Interval = TimeSpan.FromMilliseconds(20), Count = 30 }.Execute(host);
         var s = host.ObjectsOf<GpuTelemetrySample>().ToList();
-        Assert.Equal(20, s.Count(x => x.GpuIndex == 0));
-        Assert.InRange(s.Count(x => x.GpuIndex == 1), 1, 19);
+        Assert.Equal(30, s.Count(x => x.GpuIndex == 0));
+        Assert.InRange(s.Count(x => x.GpuIndex == 1), 1, 29);
         var e = Assert.Single(host.Errors);
         Assert.Equal("GpuLost", e.ErrorId);
         Assert.Equal(ErrorCategory.DeviceError, e.Category);
