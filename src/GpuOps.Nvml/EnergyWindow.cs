@@ -60,7 +60,7 @@ public sealed class EnergyWindow : IDisposable
     {
         var w = new EnergyWindow(devices, sampleInterval);
         w._clock.Start();
-        foreach (var g in w._gpus) g.Sample(0, first: true);
+        foreach (var g in w._gpus) g.Sample(w._clock, first: true);
         w._thread = new Thread(w.Run) { IsBackground = true, Name = "GpuOps energy sampler", Priority = ThreadPriority.AboveNormal };
         w._thread.Start();
         return w;
@@ -74,10 +74,9 @@ public sealed class EnergyWindow : IDisposable
             if (_result is not null) return _result;
             _stop.Cancel();
             _thread?.Join();
-            double t = _clock.Elapsed.TotalSeconds;
-            foreach (var g in _gpus) g.Sample(t, first: false);
+            foreach (var g in _gpus) g.Sample(_clock, first: false);
             _clock.Stop();
-            _result = _gpus.Select(g => g.Reading(t)).ToList();
+            _result = _gpus.Select(g => g.Reading()).ToList();
             return _result;
         }
     }
@@ -99,8 +98,7 @@ public sealed class EnergyWindow : IDisposable
             if (!GetTelemetryOperation.WaitUntil(_clock, due, token)) return;
             long now = _clock.ElapsedTicks;
             if (now - due >= intervalTicks) tick += (now - due) / intervalTicks;
-            double t = (double)now / Stopwatch.Frequency;
-            foreach (var g in _gpus) g.Sample(t, first: false);
+            foreach (var g in _gpus) g.Sample(_clock, first: false);
             tick++;
         }
     }
@@ -116,6 +114,9 @@ public sealed class EnergyWindow : IDisposable
         private double _lastPowerW = double.NaN;
         private double _lastT;
         private double _peakW = double.NaN;
+        private double _firstCounterT = double.NaN;
+        private double _lastCounterT = double.NaN;
+        private double _firstPowerT = double.NaN;
         private bool _lost;
 
         public GpuState(NvmlDevice device)
@@ -126,31 +127,43 @@ public sealed class EnergyWindow : IDisposable
 
         public string Uuid { get; }
 
-        public void Sample(double t, bool first)
+        /// <summary>
+        /// Read the counter and the power. Each value is stamped with the midpoint of the clock readings taken just
+        /// before and after its call, so the time a reading covers is the time between its reads (a preempted thread
+        /// does not skew the average power).
+        /// </summary>
+        public void Sample(Stopwatch clock, bool first)
         {
             lock (_gate)
             {
                 if (_lost) return;
                 try
                 {
+                    long b = clock.ElapsedTicks;
                     var e = _device.EnergyMillijoules();
+                    double te = (b + clock.ElapsedTicks) / 2.0 / Stopwatch.Frequency;
                     if (first)
                     {
                         _counter = e is not null;
                         _lastCounter = e ?? 0;
+                        _firstCounterT = _lastCounterT = te;
                     }
                     else if (_counter && e is { } c)
                     {
                         // A counter that went backwards was reset: count what it accumulated since.
                         _counterMj += c >= _lastCounter ? c - _lastCounter : c;
                         _lastCounter = c;
+                        _lastCounterT = te;
                     }
 
+                    b = clock.ElapsedTicks;
                     var (instant, average) = _device.PowerFields();
                     double? mw = instant ?? average ?? (double?)_device.PowerUsageMilliwatts();
+                    double t = (b + clock.ElapsedTicks) / 2.0 / Stopwatch.Frequency;
                     if (mw is { } p)
                     {
                         double w = p / 1000.0;
+                        if (double.IsNaN(_firstPowerT)) _firstPowerT = t;
                         if (!double.IsNaN(_lastPowerW) && t > _lastT) _sampledJ += 0.5 * (w + _lastPowerW) * (t - _lastT);
                         _lastPowerW = w;
                         _lastT = t;
@@ -165,10 +178,12 @@ public sealed class EnergyWindow : IDisposable
             }
         }
 
-        public EnergyReading Reading(double seconds)
+        public EnergyReading Reading()
         {
             lock (_gate)
             {
+                double seconds = _counter ? _lastCounterT - _firstCounterT : _lastT - _firstPowerT;
+                if (double.IsNaN(seconds)) seconds = 0;
                 double joules = _counter ? _counterMj / 1000.0 : (double.IsNaN(_lastPowerW) ? double.NaN : _sampledJ);
                 double avg = seconds > 0 ? joules / seconds : double.NaN;
                 return new EnergyReading(_device.Index, Uuid, joules, seconds, avg, double.IsNaN(_peakW) ? avg : _peakW, _counter ? "counter" : "sampled");

@@ -14,7 +14,7 @@ public enum PowerObjective
     MinEnergyDelay,
     /// <summary>Zeus' cost: η·E + (1−η)·MaxPower·T per unit of work (η = -Eta, MaxPower = the GPU's maximum limit).</summary>
     Cost,
-    /// <summary>Least energy among limits at most -Factor times slower than the fastest.</summary>
+    /// <summary>Least energy among limits at most -Factor times slower than at the highest limit swept.</summary>
     MaxSlowdown,
 }
 
@@ -64,7 +64,7 @@ public sealed class OptimizePowerLimitOperation : IOperation
     public int Runs { get; set; } = 3;
     public PowerObjective Objective { get; set; } = PowerObjective.MinEnergy;
 
-    /// <summary>MaxSlowdown: the largest slowdown accepted (1.1 = 10 % slower than the fastest).</summary>
+    /// <summary>MaxSlowdown: the largest slowdown accepted (1.1 = 10 % slower than at the highest limit).</summary>
     public double Factor { get; set; } = 1.1;
 
     /// <summary>Cost: η, the weight of energy against time (0..1).</summary>
@@ -239,8 +239,9 @@ public sealed class OptimizePowerLimitOperation : IOperation
         };
         if (objective == PowerObjective.MaxSlowdown)
         {
-            double fastest = valid.Min(p => p.TimePerWork);
-            candidates = valid.Where(p => p.TimePerWork <= factor * fastest * (1 + 1e-12));
+            // As Zeus' MaxSlowdownConstraint: relative to the time at the highest limit swept.
+            double baseline = valid.OrderByDescending(p => p.PowerLimitWatts).First().TimePerWork;
+            candidates = valid.Where(p => p.TimePerWork <= factor * baseline * (1 + 1e-12));
         }
 
         return candidates.OrderBy(key).ThenByDescending(p => p.PowerLimitWatts).First();

@@ -16,11 +16,13 @@ public sealed class GetGpuTelemetryCommand : GpuOpsCmdlet
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("GpuIndex")]
+    [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
     public int[]? Index { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string[]? Uuid { get; set; }
 
     /// <summary>Time between samples (e.g. 00:00:00.01 for 100 Hz).</summary>

@@ -21,11 +21,13 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("GpuIndex")]
+    [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
     public int Index { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string? Uuid { get; set; }
 
     [Parameter]
@@ -51,7 +53,7 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
     [Parameter]
     public PowerObjective Objective { get; set; } = PowerObjective.MinEnergy;
 
-    /// <summary>MaxSlowdown: the largest slowdown accepted (1.1 = 10 % slower than the fastest).</summary>
+    /// <summary>MaxSlowdown: the largest slowdown accepted (1.1 = 10 % slower than at the highest limit).</summary>
     [Parameter]
     [ValidateRange(1.0, 100.0)]
     public double Factor { get; set; } = 1.1;

@@ -15,11 +15,13 @@ public sealed class RestoreGpuPowerLimitCommand : GpuOpsCmdlet
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("GpuIndex")]
+    [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
     public int[]? Index { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string[]? Uuid { get; set; }
 
     [Parameter]

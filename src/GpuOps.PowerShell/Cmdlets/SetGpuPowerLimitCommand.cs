@@ -14,11 +14,13 @@ public sealed class SetGpuPowerLimitCommand : GpuOpsCmdlet
 {
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("GpuIndex")]
+    [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
     public int[]? Index { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string[]? Uuid { get; set; }
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Watts")]

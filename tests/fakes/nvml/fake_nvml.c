@@ -5,7 +5,8 @@
  * State lives in a key=value text file named by FAKE_NVML_STATE, read on every call that needs it and
  * written back (temp file + rename) by set calls, so it is shared ACROSS PROCESSES (a test can kill a
  * process mid-sweep and let a second process read and restore the power limit).
- * Without FAKE_NVML_STATE (or with a missing file) the defaults below apply (two GPUs).
+ * Without FAKE_NVML_STATE (or with a missing file) the defaults below apply (two GPUs). In-process tests set the
+ * path with the extra export fake_nvml_set_state (a .NET process cannot change its native environment).
  *
  * Keys (gpuN. = per GPU N):
  *   gpus=2                      number of GPUs
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,20 +150,47 @@ static void defaults(void)
     }
 }
 
+static char g_state_override[2048];
+static struct stat g_loaded; /* the state file last parsed (writers replace it by rename: a new inode) */
+static int g_have_loaded;
+
+/* Tests in a .NET process call this (through the loaded library's export): .NET's
+   Environment.SetEnvironmentVariable does not change the native environment that getenv reads.
+   NULL or "" goes back to FAKE_NVML_STATE. */
+EXPORT void fake_nvml_set_state(const char *path)
+{
+    pthread_mutex_lock(&g_lock);
+    snprintf(g_state_override, sizeof g_state_override, "%s", path ? path : "");
+    g_have_loaded = 0;
+    pthread_mutex_unlock(&g_lock);
+}
+
 static const char *state_path(void)
 {
+    if (g_state_override[0]) return g_state_override;
     const char *p = getenv("FAKE_NVML_STATE");
     return p && *p ? p : NULL;
 }
 
-/* Defaults, then the file's lines on top. Called under g_lock. */
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Defaults, then the file's lines on top; re-parsed only when the file changed. Called under g_lock. */
 static void load(void)
 {
-    defaults();
     const char *path = state_path();
-    if (!path) return;
+    struct stat st;
+    if (!path || stat(path, &st) != 0) { g_have_loaded = 0; defaults(); return; }
+    if (g_have_loaded && same_file(&st, &g_loaded)) return;
+    defaults();
     FILE *f = fopen(path, "r");
-    if (!f) return;
+    if (!f) { g_have_loaded = 0; return; }
+    g_loaded = st;
+    g_have_loaded = 1;
     char line[400];
     while (fgets(line, sizeof line, f)) {
         char *nl = strpbrk(line, "\r\n");
@@ -180,7 +209,7 @@ static int save(void)
 {
     const char *path = state_path();
     if (!path) return 0;
-    char tmp[4096];
+    char tmp[2200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) return -1;
@@ -188,6 +217,7 @@ static int save(void)
     fflush(f);
     fsync(fileno(f));
     fclose(f);
+    g_have_loaded = 0;
     return rename(tmp, path);
 }
 
