@@ -69,7 +69,7 @@ public sealed class SetPowerLimitOperation : IOperation
     public double? Percent { get; set; }
 
     /// <summary>Record the limit in force now as the original even when the journal already holds one (re-baseline).</summary>
-    public bool Force { get; set; }
+    public bool ResetJournal { get; set; }
 
     public bool PassThru { get; set; }
 
@@ -114,7 +114,7 @@ public sealed class SetPowerLimitOperation : IOperation
                 continue;
             }
 
-            var (entry, created) = PowerLimitReader.Journal(d, current, "Set-GpuPowerLimit", Force);
+            var (entry, created) = PowerLimitReader.Journal(d, current, "Set-GpuPowerLimit", ResetJournal);
             host.WriteVerbose(created
                 ? $"GPU {d.Index}: journaled the original limit {PowerLimitReader.W(entry.OriginalMilliwatts)} in {PowerLimitJournal.PathFor(d.Uuid)}."
                 : $"GPU {d.Index}: the journal already holds the original limit {PowerLimitReader.W(entry.OriginalMilliwatts)}.");

@@ -183,19 +183,19 @@ public sealed class HardwareVerbs : ICliVerbProvider
         var uuid = UuidOption();
         var watts = new Option<double?>("--watts", "-w") { Description = "The limit in watts." };
         var percent = new Option<double?>("--percent", "-p") { Description = "The limit as a percentage of the default limit." };
-        var force = new Option<bool>("--force") { Description = "Record the limit in force now as the original, even if the journal holds one." };
+        var resetJournal = new Option<bool>("--reset-journal") { Description = "Record the limit in force now as the original, even if the journal holds one." };
         cmd.Options.Add(index);
         cmd.Options.Add(uuid);
         cmd.Options.Add(watts);
         cmd.Options.Add(percent);
-        cmd.Options.Add(force);
+        cmd.Options.Add(resetJournal);
         cmd.SetAction((p, ct) => Task.FromResult(context.Run(p, new SetPowerLimitOperation
         {
             Index = Ints(p, index),
             Uuid = Strings(p, uuid),
             Watts = p.GetValue(watts),
             Percent = p.GetValue(percent),
-            Force = p.GetValue(force),
+            ResetJournal = p.GetValue(resetJournal),
             PassThru = true,
         }, ct)));
         return cmd;

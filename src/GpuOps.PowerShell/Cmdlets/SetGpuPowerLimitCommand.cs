@@ -5,7 +5,7 @@ namespace GpuOps.PowerShell.Cmdlets;
 
 /// <summary>
 /// <para type="synopsis">Sets a GPU's power limit in watts or as a percentage of its default limit.</para>
-/// <para type="description">Values outside the GPU's constraints are refused with the allowed range. Before the first change the limit in force is written to a journal (one file per GPU UUID, written atomically; folder: GPUOPS_STATE_DIR or the user's local application data), so Restore-GpuPowerLimit puts back the original, also in a later session after a crash. Needs root/Administrator (in containers: SYS_ADMIN). -Force records the limit in force now as the original even when the journal already holds one.</para>
+/// <para type="description">Values outside the GPU's constraints are refused with the allowed range. Before the first change the limit in force is written to a journal (one file per GPU UUID, written atomically; folder: GPUOPS_STATE_DIR or the user's local application data), so Restore-GpuPowerLimit puts back the original, also in a later session after a crash. Needs root/Administrator (in containers: SYS_ADMIN). -ResetJournal records the limit in force now as the original even when the journal already holds one. -Force changes the limit without asking for confirmation (-WhatIf is still honoured).</para>
 /// <example><code>Get-Gpu | Set-GpuPowerLimit -Percent 70 -WhatIf</code></example>
 /// </summary>
 [Cmdlet(VerbsCommon.Set, "GpuPowerLimit", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = "Watts")]
@@ -35,6 +35,11 @@ public sealed class SetGpuPowerLimitCommand : GpuOpsCmdlet
     public SwitchParameter Force { get; set; }
 
     [Parameter]
+    public SwitchParameter ResetJournal { get; set; }
+
+    protected override bool SkipConfirmation => Force.IsPresent;
+
+    [Parameter]
     public SwitchParameter PassThru { get; set; }
 
     protected override void ProcessRecord() => RunForItem(new SetPowerLimitOperation
@@ -43,7 +48,7 @@ public sealed class SetGpuPowerLimitCommand : GpuOpsCmdlet
         Uuid = Uuid,
         Watts = ParameterSetName == "Watts" ? Watts : null,
         Percent = ParameterSetName == "Percent" ? Percent : null,
-        Force = Force.IsPresent,
+        ResetJournal = ResetJournal.IsPresent,
         PassThru = PassThru.IsPresent,
     });
 }

@@ -133,11 +133,11 @@ public class PowerLimitTests
     }
 
     [Fact]
-    public void Force_rebaselines_the_journal()
+    public void ResetJournal_rebaselines_the_journal()
     {
         using var fake = new FakeNvml();
         new SetPowerLimitOperation { Index = [0], Watts = 500 }.Execute(new RecordingHost());
-        new SetPowerLimitOperation { Index = [0], Watts = 400, Force = true }.Execute(new RecordingHost());
+        new SetPowerLimitOperation { Index = [0], Watts = 400, ResetJournal = true }.Execute(new RecordingHost());
         Assert.Equal(500000u, PowerLimitJournal.Read(Uuid0)!.OriginalMilliwatts);
     }
 
