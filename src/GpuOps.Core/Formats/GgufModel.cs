@@ -40,6 +40,8 @@ public sealed class GgufWeightSource : IMappedWeightSource
         string arch = file.GetString("general.architecture") ?? "llama";
         long heads = file.GetInteger($"{arch}.attention.head_count") ?? 0;
         long kvHeads = file.GetInteger($"{arch}.attention.head_count_kv") ?? heads;
+        if (heads is < 0 or > int.MaxValue || kvHeads is < 0 or > int.MaxValue)
+            throw new ModelFormatException(file.Path, $"head counts {heads}/{kvHeads} are out of range.");
         bool permuted = arch == "llama";
         foreach (var t in file.Tensors)
         {
@@ -57,7 +59,7 @@ public sealed class GgufWeightSource : IMappedWeightSource
         {
             var t = _byHfName[name];
             long rows = t.Dims[1];
-            if (h <= 0 || rows % (2L * h) != 0)
+            if (h <= 0 || rows <= 0 || t.Dims[0] <= 0 || rows % (2L * h) != 0 || rows > int.MaxValue || t.Dims[0] > int.MaxValue)
                 throw new ModelFormatException(file.Path, $"tensor '{t.Name}': {rows} rows cannot be split into {h} heads of pairs.");
         }
     }
@@ -95,7 +97,7 @@ public sealed class GgufWeightSource : IMappedWeightSource
     public WeightLocation GetLocation(string name)
     {
         var t = GetTensor(name);
-        return new WeightLocation(File.Mapping, t.FileOffset, t.ByteLength);
+        return new WeightLocation(File.Mapping ?? throw new InvalidOperationException("in-memory file"), t.FileOffset, t.ByteLength);
     }
 
     public void ReadFloat32(string name, Span<float> destination)
@@ -133,7 +135,7 @@ public sealed class GgufWeightSource : IMappedWeightSource
         for (long b = 0; b < totalBlocks; b += blocksPerChunk)
         {
             long n = Math.Min(blocksPerChunk, totalBlocks - b);
-            GgmlQuants.Dequantize(t.DType, File.Mapping.Span(t.FileOffset + b * blockBytes, n * blockBytes),
+            GgmlQuants.Dequantize(t.DType, File.Source.Span(t.FileOffset + b * blockBytes, n * blockBytes),
                 destination.Slice((int)(b * qk), (int)(n * qk)));
         }
     }
@@ -218,17 +220,21 @@ public static class GgufModel
         string arch = f.GetString("general.architecture") ?? throw new ModelFormatException(f.Path, "missing general.architecture.");
         if (arch is not ("llama" or "mistral" or "qwen2"))
             throw new ModelFormatException(f.Path, $"architecture '{arch}' is not supported (llama, mistral, qwen2 are).", unsupported: true);
-        int Req(string key) => (int)(f.GetInteger($"{arch}.{key}") ?? throw new ModelFormatException(f.Path, $"missing metadata {arch}.{key}."));
+        int Opt(string key, int fallback) => f.GetInteger($"{arch}.{key}") is { } v
+            ? v is >= 0 and <= int.MaxValue ? (int)v : throw new ModelFormatException(f.Path, $"metadata {arch}.{key} = {v} is out of range.")
+            : fallback;
+        int Req(string key) => Opt(key, -1) is var v && v >= 0 ? v : throw new ModelFormatException(f.Path, $"missing metadata {arch}.{key}.");
         int hidden = Req("embedding_length");
         int heads = Req("attention.head_count");
         int layers = Req("block_count");
         int ff = Req("feed_forward_length");
-        int kv = (int)(f.GetInteger($"{arch}.attention.head_count_kv") ?? heads);
+        int kv = Opt("attention.head_count_kv", heads);
         if (hidden <= 0 || heads <= 0 || layers <= 0 || ff <= 0 || kv <= 0 || heads % kv != 0)
             throw new ModelFormatException(f.Path, "inconsistent head/size metadata.");
-        int headDim = (int)(f.GetInteger($"{arch}.attention.key_length") ?? hidden / heads);
-        int vocab = (int)(f.GetInteger($"{arch}.vocab_size") ?? f.GetArray<string>("tokenizer.ggml.tokens")?.Length
-            ?? (f.TryGetTensor("token_embd.weight", out var emb) ? emb.Dims[^1] : throw new ModelFormatException(f.Path, "cannot tell the vocabulary size.")));
+        int headDim = Opt("attention.key_length", hidden / heads);
+        int vocab = Opt("vocab_size", f.GetArray<string>("tokenizer.ggml.tokens")?.Length
+            ?? (f.TryGetTensor("token_embd.weight", out var emb) && emb.Dims[^1] <= int.MaxValue ? (int)emb.Dims[^1] : throw new ModelFormatException(f.Path, "cannot tell the vocabulary size.")));
+        if (headDim <= 0 || headDim % 2 != 0 || vocab <= 0) throw new ModelFormatException(f.Path, $"head dimension {headDim} or vocabulary size {vocab} is invalid.");
         double eps = f.GetFloat($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-5;
         // Stored as float32: round to the float the writer meant (1e-5f → 1e-5).
         eps = double.Parse(((float)eps).ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
@@ -238,10 +244,10 @@ public static class GgufModel
         if (st is not null && st != "none")
         {
             scaling = new RopeScaling(st, f.GetFloat($"{arch}.rope.scaling.factor") ?? 1.0,
-                OriginalMaxPositionEmbeddings: (int)(f.GetInteger($"{arch}.rope.scaling.original_context_length") ?? 8192));
+                OriginalMaxPositionEmbeddings: Opt("rope.scaling.original_context_length", 8192));
         }
 
-        int ctx = (int)(f.GetInteger($"{arch}.context_length") ?? 2048);
+        int ctx = Opt("context_length", 2048);
         bool tied = !f.TryGetTensor("output.weight", out _);
         bool bias = f.TryGetTensor("blk.0.attn_q.bias", out _);
         string archName = arch switch { "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" };
@@ -252,9 +258,17 @@ public static class GgufModel
     public static GenerationDefaults ReadGenerationDefaults(GgufFile f)
     {
         var eos = new List<int>();
-        if (f.GetInteger("tokenizer.ggml.eos_token_id") is { } e) eos.Add((int)e);
-        if (f.GetInteger("tokenizer.ggml.eot_token_id") is { } eot && !eos.Contains((int)eot)) eos.Add((int)eot);
-        return new GenerationDefaults(eos, (int?)f.GetInteger("tokenizer.ggml.bos_token_id"), null, null, null, null, null, null);
+        if (TokenId(f, "tokenizer.ggml.eos_token_id") is { } e) eos.Add(e);
+        if (TokenId(f, "tokenizer.ggml.eot_token_id") is { } eot && !eos.Contains(eot)) eos.Add(eot);
+        return new GenerationDefaults(eos, TokenId(f, "tokenizer.ggml.bos_token_id"), null, null, null, null, null, null);
+    }
+
+    private static int? TokenId(GgufFile f, string key)
+    {
+        var v = f.GetInteger(key);
+        if (v is null) return null;
+        if (v < 0 || v > int.MaxValue) throw new ModelFormatException(f.Path, $"{key} = {v} is out of range.");
+        return (int)v;
     }
 
     /// <summary>Pre-tokenizer regexes llama.cpp uses for its "pre" names (llama-vocab.cpp).</summary>
@@ -311,8 +325,8 @@ public static class GgufModel
             throw new ModelFormatException(f.Path, ex.Message, ex);
         }
 
-        int? bos = (int?)f.GetInteger("tokenizer.ggml.bos_token_id");
-        int? eos = (int?)f.GetInteger("tokenizer.ggml.eos_token_id");
+        int? bos = TokenId(f, "tokenizer.ggml.bos_token_id");
+        int? eos = TokenId(f, "tokenizer.ggml.eos_token_id");
         foreach (var id in new[] { bos, eos })
         {
             if (id is { } v && (v < 0 || v >= tokens.Length)) throw new ModelFormatException(f.Path, $"special token id {v} is outside the {tokens.Length}-token vocabulary.");
