@@ -157,6 +157,38 @@ public sealed class GgufWeightSource : IMappedWeightSource
         for (int r = 0; r < rows; r++) raw.Slice(r * rowBytes, rowBytes).CopyTo(destination.Slice(HfRow(r, rows, heads) * rowBytes, rowBytes));
     }
 
+    /// <summary>
+    /// Dequantize rows [rowStart, rowStart+rowCount) of a 2-D tensor (row-major, HF shape [rows, cols]) in the layout
+    /// <see cref="ReadFloat32"/> uses, without touching the other rows (e.g. embedding lookups).
+    /// </summary>
+    public void ReadFloat32Rows(string name, long rowStart, int rowCount, Span<float> destination)
+    {
+        var t = GetTensor(name);
+        if (t.Dims.Length != 2) throw new ArgumentException($"tensor '{name}' is not 2-D.", nameof(name));
+        long rows = t.Dims[1];
+        int cols = checked((int)t.Dims[0]);
+        if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows) throw new ArgumentOutOfRangeException(nameof(rowStart), $"rows [{rowStart}, {rowStart + rowCount}) outside the {rows} rows of '{name}'.");
+        if (destination.Length != (long)rowCount * cols) throw new ArgumentException($"{rowCount} rows of {cols} need {(long)rowCount * cols} floats; the destination holds {destination.Length}.", nameof(destination));
+        long rowBytes = t.ByteLength / rows;
+        bool unpermute = Layout == GgufQkLayout.HuggingFace && _permuteHeads.ContainsKey(name);
+        int heads = unpermute ? _permuteHeads[name] : 1;
+        for (int i = 0; i < rowCount; i++)
+        {
+            long hfRow = rowStart + i;
+            long stored = unpermute ? StoredRow((int)hfRow, (int)rows, heads) : hfRow;
+            GgmlQuants.Dequantize(t.DType, File.Source.Span(t.FileOffset + stored * rowBytes, rowBytes), destination.Slice(i * cols, cols));
+        }
+    }
+
+    /// <summary>Hugging Face row index → stored (permuted) row index (inverse of <see cref="HfRow"/>).</summary>
+    public static int StoredRow(int hfRow, int rows, int heads)
+    {
+        int headDim = rows / heads;
+        int half = headDim / 2;
+        int h = hfRow / headDim, within = hfRow % headDim;
+        return h * headDim + (within < half ? 2 * within : 2 * (within - half) + 1);
+    }
+
     /// <summary>Stored (permuted) row index → Hugging Face row index.</summary>
     public static int HfRow(int storedRow, int rows, int heads)
     {

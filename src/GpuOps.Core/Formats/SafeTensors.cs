@@ -368,6 +368,19 @@ public sealed class SafeTensorsWeightSource : IMappedWeightSource
         }
     }
 
+    /// <summary>Convert rows [rowStart, rowStart+rowCount) of a 2-D tensor to float32 without touching the other rows.</summary>
+    public void ReadFloat32Rows(string name, long rowStart, int rowCount, Span<float> destination)
+    {
+        var f = FileOf(name);
+        var e = f.GetEntry(name);
+        if (e.Info.Shape.Length != 2) throw new ArgumentException($"tensor '{name}' is not 2-D.", nameof(name));
+        long rows = e.Info.Shape[0], cols = e.Info.Shape[1];
+        if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows) throw new ArgumentOutOfRangeException(nameof(rowStart), $"rows [{rowStart}, {rowStart + rowCount}) outside the {rows} rows of '{name}'.");
+        if (destination.Length != rowCount * cols) throw new ArgumentException($"{rowCount} rows of {cols} need {rowCount * cols} floats; the destination holds {destination.Length}.", nameof(destination));
+        int size = DTypes.ElementSize(e.Info.DType);
+        DTypes.ToFloat32(e.Info.DType, f.Source.Span(e.FileOffset + rowStart * cols * size, rowCount * cols * size), destination);
+    }
+
     private SafeTensorsFile FileOf(string name) =>
         _byName.TryGetValue(name, out var f) ? f : throw new KeyNotFoundException($"no tensor named '{name}' in the checkpoint.");
 
