@@ -311,7 +311,8 @@ public static class GgufModel
     public static HfTokenizer ReadTokenizer(GgufFile f)
     {
         string model = f.GetString("tokenizer.ggml.model") ?? throw new ModelFormatException(f.Path, "no tokenizer.ggml.model metadata (no tokenizer in this file).");
-        if (model != "gpt2") throw new ModelFormatException(f.Path, $"tokenizer.ggml.model '{model}' is not supported (gpt2 byte-level BPE is); use the original tokenizer.json.", unsupported: true);
+        if (model == "llama") return ReadSentencePieceTokenizer(f);
+        if (model != "gpt2") throw new ModelFormatException(f.Path, $"tokenizer.ggml.model '{model}' is not supported (gpt2 and llama are); use the original tokenizer.json.", unsupported: true);
         var tokens = f.GetArray<string>("tokenizer.ggml.tokens") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.tokens is missing or not a string array.");
         var types = f.GetArray<int>("tokenizer.ggml.token_type");
         var mergeLines = f.GetArray<string>("tokenizer.ggml.merges") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.merges is missing.");
@@ -368,5 +369,77 @@ public static class GgufModel
         bool addEos = f.GetBool("tokenizer.ggml.add_eos_token") ?? false;
         var post = new PostTemplate(addBos && bos is { } b ? [b] : [], addEos && eos is { } e ? [e] : []);
         return new HfTokenizer(bpe, added, null, preTokenizer, post, new Decoder.ByteLevel(), "ByteLevelBpe", bos, eos is { } ev ? [ev] : []);
+    }
+
+    /// <summary>
+    /// tokenizer.ggml.model "llama" (SentencePiece BPE with scores, Llama-2 / Mistral family), built the way
+    /// transformers converts such a model to tokenizer.json: merges from the vocabulary ordered by the merged piece's
+    /// score, byte fallback, fused unk, a "▁" prefix (tokenizer.ggml.add_space_prefix, default true) and spaces as "▁".
+    /// </summary>
+    private static HfTokenizer ReadSentencePieceTokenizer(GgufFile f)
+    {
+        var tokens = f.GetArray<string>("tokenizer.ggml.tokens") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.tokens is missing or not a string array.");
+        var scores = f.GetArray<float>("tokenizer.ggml.scores");
+        var types = f.GetArray<int>("tokenizer.ggml.token_type");
+        if (scores is not null && scores.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.scores and tokens differ in length.");
+        if (types is not null && types.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.token_type and tokens differ in length.");
+        var vocab = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
+        var added = new List<AddedToken>();
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            vocab.TryAdd(tokens[i], i);
+            int type = types?[i] ?? 1;
+            if (type is 2 or 3) added.Add(new AddedToken(i, tokens[i], Special: true));
+            else if (type == 4) added.Add(new AddedToken(i, tokens[i], Special: false, Normalized: false));
+        }
+
+        // transformers' SentencePieceExtractor: every split of a piece into two pieces of the vocabulary is a merge,
+        // ranked by the merged piece's score (highest first); within a piece by the ids of its halves.
+        var candidates = new List<(float Score, int Id, int Left, int Right, string L, string R)>();
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            int type = types?[id] ?? 1;
+            if (type is not (1 or 4)) continue;
+            var t = tokens[id];
+            for (int k = 1; k < t.Length; k++)
+            {
+                if (char.IsLowSurrogate(t[k])) continue;
+                string l = t[..k], r = t[k..];
+                if (vocab.TryGetValue(l, out var li) && vocab.TryGetValue(r, out var ri))
+                    candidates.Add((scores?[id] ?? -id, id, li, ri, l, r));
+            }
+        }
+
+        var merges = candidates.OrderByDescending(c => c.Score).ThenBy(c => c.Id).ThenBy(c => c.Left).ThenBy(c => c.Right)
+            .Select(c => (c.L, c.R)).ToList();
+        int? unkId = TokenId(f, "tokenizer.ggml.unknown_token_id") ?? (vocab.TryGetValue("<unk>", out var u) ? u : null);
+        if (unkId is { } ui && (ui < 0 || ui >= tokens.Length)) throw new ModelFormatException(f.Path, $"unknown token id {ui} is outside the vocabulary.");
+        BpeModel bpe;
+        try
+        {
+            bpe = new BpeModel(vocab, merges, unkId is { } x ? tokens[x] : null, byteFallback: true, fuseUnk: true);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ModelFormatException(f.Path, ex.Message, ex);
+        }
+
+        bool prefix = f.GetBool("tokenizer.ggml.add_space_prefix") ?? true;
+        var normalizers = new List<Normalizer>();
+        if (prefix) normalizers.Add(new Normalizer.Prepend("\u2581"));
+        normalizers.Add(new Normalizer.Replace(" ", null, "\u2581"));
+        var decoder = new Decoder.Sequence([
+            new Decoder.Replace("\u2581", null, " "), new Decoder.ByteFallback(), new Decoder.Fuse(), new Decoder.Strip(' ', prefix ? 1 : 0, 0)]);
+        int? bos = TokenId(f, "tokenizer.ggml.bos_token_id");
+        int? eos = TokenId(f, "tokenizer.ggml.eos_token_id");
+        foreach (var id in new[] { bos, eos })
+        {
+            if (id is { } v && v >= tokens.Length) throw new ModelFormatException(f.Path, $"special token id {v} is outside the {tokens.Length}-token vocabulary.");
+        }
+
+        bool addBos = f.GetBool("tokenizer.ggml.add_bos_token") ?? true;
+        bool addEos = f.GetBool("tokenizer.ggml.add_eos_token") ?? false;
+        var post = new PostTemplate(addBos && bos is { } b ? [b] : [], addEos && eos is { } e ? [e] : []);
+        return new HfTokenizer(bpe, added, new Normalizer.Sequence(normalizers), null, post, decoder, "SentencePieceBpe", bos, eos is { } ev ? [ev] : []);
     }
 }

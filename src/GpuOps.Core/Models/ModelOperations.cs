@@ -52,7 +52,7 @@ public sealed class GetModelInfoOperation : IOperation
         {
             using var f = GgufFile.Open(full);
             var c = GgufModel.ReadConfig(f);
-            string tk = f.GetString("tokenizer.ggml.model") switch { "gpt2" => "ByteLevelBpe", "llama" => "SentencePiece", null => "None", var m => m };
+            string tk = f.GetString("tokenizer.ggml.model") switch { "gpt2" => "ByteLevelBpe", "llama" => "SentencePieceBpe", null => "None", var m => m };
             return Build(full, "gguf", c, f.Tensors.Select(t => (t.DType.ToString(), t.ElementCount, t.ByteLength)).ToList(), f.FileLength, tk, kvElementSize);
         }
 
