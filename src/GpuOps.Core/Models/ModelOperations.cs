@@ -158,6 +158,16 @@ public sealed class ConvertFromTokenOperation : IOperation
                 throw GpuOpsException.InvalidArgument("TokenIdOutOfRange", $"token id {id} is outside the vocabulary (0..{tok.VocabSize - 1}).", id);
         }
 
-        host.WriteObject(new DetokenizationResult(Ids, tok.Decode(Ids, SkipSpecialTokens)));
+        string text;
+        try
+        {
+            text = tok.Decode(Ids, SkipSpecialTokens);
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new GpuOpsException("TokenIdOutOfRange", ErrorCategory.InvalidArgument, ex.Message.Split(" (Parameter")[0], Ids, ex);
+        }
+
+        host.WriteObject(new DetokenizationResult(Ids, text));
     }
 }

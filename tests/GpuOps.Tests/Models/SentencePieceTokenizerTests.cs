@@ -130,3 +130,34 @@ public sealed class NormalizerTests
         Assert.Equal("12\u00E9", tok.Decode(ids));
     }
 }
+
+public sealed class BpeModelTests
+{
+    [Fact]
+    public void Ignore_merges_takes_whole_words_from_the_vocabulary_first()
+    {
+        var vocab = new Dictionary<string, int> { ["h"] = 0, ["e"] = 1, ["l"] = 2, ["o"] = 3, ["hello"] = 4, ["he"] = 5 };
+        var merges = new List<(string, string)> { ("h", "e") };
+        var ids = new List<int>();
+        new BpeModel(vocab, merges, ignoreMerges: true).Tokenize("hello", ids);
+        Assert.Equal(new[] { 4 }, ids);
+        ids.Clear();
+        new BpeModel(vocab, merges, ignoreMerges: false).Tokenize("hello", ids);
+        Assert.Equal(new[] { 5, 2, 2, 3 }, ids);
+    }
+
+    [Fact]
+    public void Unknown_chars_without_unk_token_are_dropped_like_tokenizers_does()
+    {
+        var vocab = new Dictionary<string, int> { ["a"] = 0, ["<unk>"] = 1 };
+        var ids = new List<int>();
+        new BpeModel(vocab, []).Tokenize("axa", ids);
+        Assert.Equal(new[] { 0, 0 }, ids);
+        ids.Clear();
+        new BpeModel(vocab, [], unkToken: "<unk>", fuseUnk: false).Tokenize("axxa", ids);
+        Assert.Equal(new[] { 0, 1, 1, 0 }, ids);
+        ids.Clear();
+        new BpeModel(vocab, [], unkToken: "<unk>", fuseUnk: true).Tokenize("axxa", ids);
+        Assert.Equal(new[] { 0, 1, 0 }, ids);
+    }
+}
