@@ -89,6 +89,21 @@ public sealed class GgufFile : IDisposable
 
     public T[]? GetArray<T>(string key) => _metadata.TryGetValue(key, out var v) ? v as T[] : null;
 
+    /// <summary>An integer array stored as int32, uint32 or any other integer type (null if absent or not integers).</summary>
+    public int[]? GetIntArray(string key)
+    {
+        if (!_metadata.TryGetValue(key, out var v)) return null;
+        switch (v)
+        {
+            case int[] i: return i;
+            case uint[] u when u.All(x => x <= int.MaxValue): return u.Select(x => (int)x).ToArray();
+            case object[] o when o.All(x => x is byte or sbyte or short or ushort or long or ulong):
+                try { return o.Select(x => checked((int)Convert.ToInt64(x, System.Globalization.CultureInfo.InvariantCulture))).ToArray(); }
+                catch (OverflowException) { return null; }
+            default: return null;
+        }
+    }
+
     public static GgufFile Open(string path)
     {
         var file = new MappedFile(path);

@@ -314,7 +314,7 @@ public static class GgufModel
         if (model == "llama") return ReadSentencePieceTokenizer(f);
         if (model != "gpt2") throw new ModelFormatException(f.Path, $"tokenizer.ggml.model '{model}' is not supported (gpt2 and llama are); use the original tokenizer.json.", unsupported: true);
         var tokens = f.GetArray<string>("tokenizer.ggml.tokens") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.tokens is missing or not a string array.");
-        var types = f.GetArray<int>("tokenizer.ggml.token_type");
+        var types = f.GetIntArray("tokenizer.ggml.token_type");
         var mergeLines = f.GetArray<string>("tokenizer.ggml.merges") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.merges is missing.");
         if (types is not null && types.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.token_type and tokens differ in length.");
         var vocab = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
@@ -380,7 +380,7 @@ public static class GgufModel
     {
         var tokens = f.GetArray<string>("tokenizer.ggml.tokens") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.tokens is missing or not a string array.");
         var scores = f.GetArray<float>("tokenizer.ggml.scores");
-        var types = f.GetArray<int>("tokenizer.ggml.token_type");
+        var types = f.GetIntArray("tokenizer.ggml.token_type");
         if (scores is not null && scores.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.scores and tokens differ in length.");
         if (types is not null && types.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.token_type and tokens differ in length.");
         var vocab = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
