@@ -9,18 +9,7 @@ namespace GpuOps.PowerShell.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "Gpu")]
 [OutputType(typeof(GpuInfo))]
-public sealed class GetGpuCommand : GpuOpsCmdlet
+public sealed class GetGpuCommand : GpuSelectionCmdlet
 {
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    [Alias("GpuIndex")]
-    [ArgumentCompleter(typeof(GpuIndexCompleter))]
-    [ValidateRange(0, 63)]
-    public int[]? Index { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(GpuUuidCompleter))]
-    public string[]? Uuid { get; set; }
-
     protected override void ProcessRecord() => RunForItem(new GetGpuOperation { Index = Index, Uuid = Uuid });
 }

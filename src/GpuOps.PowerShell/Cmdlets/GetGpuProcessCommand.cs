@@ -8,18 +8,7 @@ namespace GpuOps.PowerShell.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "GpuProcess")]
 [OutputType(typeof(GpuProcessInfo))]
-public sealed class GetGpuProcessCommand : GpuOpsCmdlet
+public sealed class GetGpuProcessCommand : GpuSelectionCmdlet
 {
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    [Alias("GpuIndex")]
-    [ArgumentCompleter(typeof(GpuIndexCompleter))]
-    [ValidateRange(0, 63)]
-    public int[]? Index { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(GpuUuidCompleter))]
-    public string[]? Uuid { get; set; }
-
     protected override void ProcessRecord() => RunForItem(new GetGpuProcessOperation { Index = Index, Uuid = Uuid });
 }

@@ -9,21 +9,10 @@ namespace GpuOps.PowerShell.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "GpuTelemetry")]
 [OutputType(typeof(GpuTelemetrySample), typeof(TelemetryStreamStatistics))]
-public sealed class GetGpuTelemetryCommand : GpuOpsCmdlet
+public sealed class GetGpuTelemetryCommand : GpuSelectionCmdlet
 {
     private readonly List<int> _indices = new();
     private readonly List<string> _uuids = new();
-
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    [Alias("GpuIndex")]
-    [ArgumentCompleter(typeof(GpuIndexCompleter))]
-    [ValidateRange(0, 63)]
-    public int[]? Index { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(GpuUuidCompleter))]
-    public string[]? Uuid { get; set; }
 
     /// <summary>Time between samples (e.g. 00:00:00.01 for 100 Hz).</summary>
     [Parameter]

@@ -9,20 +9,9 @@ namespace GpuOps.PowerShell.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsData.Restore, "GpuPowerLimit", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(GpuPowerLimit))]
-public sealed class RestoreGpuPowerLimitCommand : GpuOpsCmdlet
+public sealed class RestoreGpuPowerLimitCommand : GpuSelectionCmdlet
 {
     private bool _any;
-
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    [Alias("GpuIndex")]
-    [ArgumentCompleter(typeof(GpuIndexCompleter))]
-    [ValidateRange(0, 63)]
-    public int[]? Index { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(GpuUuidCompleter))]
-    public string[]? Uuid { get; set; }
 
     [Parameter]
     public SwitchParameter Default { get; set; }
