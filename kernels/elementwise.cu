@@ -72,19 +72,6 @@ extern "C" __global__ void copy_strided(const u8* src, u8* dst, int es, int s0, 
     }
 }
 
-// Tiled 2-D transpose of the last two dims for 2- and 4-byte elements: src [rows, cols] -> dst [cols, rows], per batch.
-extern "C" __global__ void transpose2d_b32(const unsigned* src, unsigned* dst, int rows, int cols) {
-    __shared__ unsigned tile[32][33];
-    i64 batch = (i64)blockIdx.z * rows * cols;
-    int x = blockIdx.x * 32 + threadIdx.x, y = blockIdx.y * 32 + threadIdx.y;
-    for (int j = 0; j < 32; j += 8)
-        if (x < cols && y + j < rows) tile[threadIdx.y + j][threadIdx.x] = src[batch + (i64)(y + j) * cols + x];
-    __syncthreads();
-    x = blockIdx.y * 32 + threadIdx.x; y = blockIdx.x * 32 + threadIdx.y;
-    for (int j = 0; j < 32; j += 8)
-        if (x < rows && y + j < cols) dst[batch + (i64)(y + j) * rows + x] = tile[threadIdx.x][threadIdx.y + j];
-}
-
 // 16-byte loads and stores, several in flight per thread (device copy at the bandwidth limit).
 extern "C" __global__ void copy_vec16(const uint4* __restrict__ src, uint4* __restrict__ dst, i64 n16) {
     i64 stride = global_stride();

@@ -138,6 +138,7 @@ public static class Program
         Row("host to device, pinned", "GB/s", R("Memory", "host to device (pinned)"), "h2d_pinned", "", null);
         Row("device to host, pinned", "GB/s", R("Memory", "device to host (pinned)"), "d2h_pinned", "", null);
         Row($"bf16 gemm {sz}", "TFLOP/s", R("Gemm", $"bf16 gemm {sz}"), "gemm_bf16", "ours >= 98% of torch.matmul", 0.98);
+        Row($"bf16 gemm {sz}, B as [N,K] (TN)", "TFLOP/s", R("Gemm", $"bf16 gemm {sz} (B as [N,K])"), "gemm_bf16", "", null);
         Row($"f16 gemm {sz}", "TFLOP/s", R("Gemm", $"f16 gemm {sz}"), "gemm_f16", "", null);
         Row($"tf32 gemm {sz}", "TFLOP/s", R("Gemm", $"tf32 gemm {sz}"), "gemm_tf32", "", null);
         Row($"f8e4m3 gemm {sz}", "TFLOP/s", R("Gemm", $"f8e4m3 gemm {sz}"), "gemm_fp8", "", null);

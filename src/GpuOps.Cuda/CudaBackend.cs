@@ -147,6 +147,11 @@ public sealed unsafe class CudaBackend : IComputeBackend
         _ => throw GpuOpsException.InvalidArgument("UnsupportedDType", $"{DTypes.Name(t)} is not a float kernel type."),
     };
 
+    /// <summary>Elements per 16-byte vector (f32: 4, f16/bf16: 8).</summary>
+    private static int VecLanes(DType t) => t == DType.F32 ? 4 : 8;
+
+    private static bool Aligned16(params Tensor[] ts) => ts.All(t => (Ptr(t) & 15) == 0);
+
     private static long RowsOf(Tensor t) => t.Rank == 0 ? 1 : t.ElementCount / Math.Max(1, t.Dim(-1));
 
     private static int RowBlock(int n) => n >= 1024 ? 1024 : n >= 512 ? 512 : n >= 256 ? 256 : 128;
@@ -215,6 +220,15 @@ public sealed unsafe class CudaBackend : IComputeBackend
         ComputeChecks.SameDType("RmsNorm", x, destination);
         int n = x.Dim(-1);
         ComputeChecks.Elements(weight, n, "RmsNorm");
+        int lanes = VecLanes(x.DType);
+        if (weight.DType == x.DType && n % lanes == 0 && Aligned16(x, weight, destination))
+        {
+            int nv = n / lanes;
+            int block = Math.Clamp((nv + 31) / 32 * 32, 64, 1024);
+            Launch("norm.cu", "rmsnorm_vec_" + Suffix(x.DType), ((int)RowsOf(x), 1, 1), block, 0, Ptr(x), Ptr(weight), Ptr(destination), n, eps);
+            return;
+        }
+
         Launch("norm.cu", "rmsnorm_" + Suffix(x.DType), ((int)RowsOf(x), 1, 1), RowBlock(n), 0, Ptr(x), Ptr(weight), (int)weight.DType, Ptr(destination), n, eps);
     }
 
@@ -257,6 +271,14 @@ public sealed unsafe class CudaBackend : IComputeBackend
         ComputeChecks.SameShape(gate, up, "SiluMul");
         ComputeChecks.SameShape(gate, destination, "SiluMul");
         long n = gate.ElementCount;
+        int lanes = VecLanes(gate.DType);
+        if (n % lanes == 0 && Aligned16(gate, up, destination))
+        {
+            long nv = n / lanes;
+            Launch("silu_mul.cu", "silu_mul_vec_" + Suffix(gate.DType), (GridFor(nv), 1, 1), 256, 0, Ptr(gate), Ptr(up), Ptr(destination), nv);
+            return;
+        }
+
         Launch("silu_mul.cu", "silu_mul_" + Suffix(gate.DType), (GridFor(n), 1, 1), 256, 0, Ptr(gate), Ptr(up), Ptr(destination), n);
     }
 

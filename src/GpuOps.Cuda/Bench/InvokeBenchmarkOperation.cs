@@ -295,6 +295,30 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                 Emit("Gemm", $"{type} gemm {m}x{n}x{k}", $"cublasLtMatmul {type}{(tb ? " TN" : " NN")}", type, $"{m}x{n}x{k}", s, flops: flops, unit: unit,
                     value: flops / (s.Median * 1e-3) / 1e12, peak: peak,
                     peakBasis: peak is null ? "no datasheet rate known" : $"dense datasheet {type} rate {peak} {unit} ({sheet!.Part})", notes: notes);
+                if (type == "bf16" && size == sizes.Max())
+                {
+                    // the layout of a Linear layer's weight ([N, K]), as prefill uses it
+                    var bt = new Tensor[sets];
+                    for (int i = 0; i < sets; i++)
+                    {
+                        bt[i] = _be.Allocate(dt, [n, k], "Bt" + i);
+                        _be.FillUniform(bt[i], (ulong)(300 + i), -1, 1);
+                    }
+
+                    var optT = new MatMulOptions { TransposeB = true };
+                    string notesT = notes.Replace("layout NN", "layout TN");
+                    if (Autotune)
+                    {
+                        var (tried, chosen) = _be.Blas.Autotune(dt, CudaBackend.Ptr(a[0]), CudaBackend.Ptr(bt[0]), CudaBackend.Ptr(d), m, n, k, optT, 0);
+                        notesT = $"random inputs in 2 rotated sets; layout TN; fastest of the heuristic's top {tried} algorithms (#{chosen})";
+                    }
+
+                    var st = Time(i => _be.MatMul(a[i % sets], bt[i % sets], d, optT), reps: Quick ? 10 : Math.Min(Repeats, size >= 8192 ? 30 : 50));
+                    Emit("Gemm", $"{type} gemm {m}x{n}x{k} (B as [N,K])", $"cublasLtMatmul {type} TN", type, $"{m}x{n}x{k}", st, flops: flops, unit: unit,
+                        value: flops / (st.Median * 1e-3) / 1e12, peak: peak,
+                        peakBasis: peak is null ? "no datasheet rate known" : $"dense datasheet {type} rate {peak} {unit} ({sheet!.Part})", notes: notesT);
+                }
+
                 _be.Pool.FreeAll();
             }
         }

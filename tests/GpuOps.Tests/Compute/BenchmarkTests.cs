@@ -7,6 +7,7 @@ using Xunit;
 
 namespace GpuOps.Tests.Compute;
 
+[Collection("Cuda")]
 public class BenchmarkTests
 {
     [Fact]

@@ -168,10 +168,11 @@ public sealed class CudaKernelTests : IDisposable
     [MemberData(nameof(FloatTypes))]
     public void RmsNorm_matches(DType dt)
     {
-        foreach (var cols in new[] { 64, 4096, 5000 })
+        foreach (var (cols, wdt) in new[] { (64, dt), (4096, dt), (5000, dt), (5001, dt), (4096, DType.F32) })
         {
+            // multiples of the vector lanes with a same-dtype weight take the 16-byte kernel, the rest the scalar one
             var x = In(dt, [17, cols], Rand(17 * cols, 4));
-            var w = In(dt, [cols], Rand(cols, 2));
+            var w = In(wdt, [cols], Rand(cols, 2));
             var o = Out(dt, [17, cols]);
             _cpu.RmsNorm(x.C, w.C, o.C, 1e-5f); G.RmsNorm(x.G, w.G, o.G, 1e-5f);
             Close(o, dt, $"rmsnorm {cols}");
@@ -214,12 +215,15 @@ public sealed class CudaKernelTests : IDisposable
     [MemberData(nameof(FloatTypes))]
     public void SiluMul_matches(DType dt)
     {
-        int n = 3 * 14336 + 5;
-        var g = In(dt, [n], Rand(n, 6));
-        var u = In(dt, [n], Rand(n, 3));
-        var o = Out(dt, [n]);
-        _cpu.SiluMul(g.C, u.C, o.C); G.SiluMul(g.G, u.G, o.G);
-        Close(o, dt, "silu_mul");
+        foreach (var n in new[] { 3 * 14336 + 5, 3 * 14336 })
+        {
+            // the first size takes the scalar kernel, the second the 16-byte one
+            var g = In(dt, [n], Rand(n, 6));
+            var u = In(dt, [n], Rand(n, 3));
+            var o = Out(dt, [n]);
+            _cpu.SiluMul(g.C, u.C, o.C); G.SiluMul(g.G, u.G, o.G);
+            Close(o, dt, $"silu_mul n={n}");
+        }
     }
 
     [GpuFact]
