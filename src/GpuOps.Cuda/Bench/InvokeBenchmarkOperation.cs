@@ -272,7 +272,7 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                 }
 
                 var d = _be.Allocate(ComputeChecks.MatMulOutput(dt), [m, n], "D");
-                string notes = $"random inputs in 2 rotated sets; workspace {CublasLtMatmul.DefaultWorkspaceBytes >> 20} MiB; layout {(tb ? "TN" : "NN")} (column-major view)";
+                string notes = $"random inputs in 2 rotated sets; 1 s idle before the warm-up (GEMMs reach the power limit; the peer does the same); workspace {CublasLtMatmul.DefaultWorkspaceBytes >> 20} MiB; layout {(tb ? "TN" : "NN")} (column-major view)";
                 if (Autotune)
                 {
                     var (tried, chosen) = _be.Blas.Autotune(dt, CudaBackend.Ptr(a[0]), CudaBackend.Ptr(b[0]), CudaBackend.Ptr(d), m, n, k, opt, 0);
@@ -280,6 +280,7 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                 }
                 else notes += "; the heuristic's first algorithm";
 
+                Idle();
                 var s = Time(i => _be.MatMul(a[i % sets], b[i % sets], d, opt), reps: Quick ? 10 : Math.Min(Repeats, size >= 8192 ? 30 : 50));
                 double flops = 2.0 * m * n * k;
                 double? peak = sheet is null ? null : type switch
@@ -310,9 +311,10 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                     if (Autotune)
                     {
                         var (tried, chosen) = _be.Blas.Autotune(dt, CudaBackend.Ptr(a[0]), CudaBackend.Ptr(bt[0]), CudaBackend.Ptr(d), m, n, k, optT, 0);
-                        notesT = $"random inputs in 2 rotated sets; layout TN; fastest of the heuristic's top {tried} algorithms (#{chosen})";
+                        notesT = $"random inputs in 2 rotated sets; 1 s idle before the warm-up; layout TN; fastest of the heuristic's top {tried} algorithms (#{chosen})";
                     }
 
+                    Idle();
                     var st = Time(i => _be.MatMul(a[i % sets], bt[i % sets], d, optT), reps: Quick ? 10 : Math.Min(Repeats, size >= 8192 ? 30 : 50));
                     Emit("Gemm", $"{type} gemm {m}x{n}x{k} (B as [N,K])", $"cublasLtMatmul {type} TN", type, $"{m}x{n}x{k}", st, flops: flops, unit: unit,
                         value: flops / (st.Median * 1e-3) / 1e12, peak: peak,
@@ -322,6 +324,13 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                 _be.Pool.FreeAll();
             }
         }
+    }
+
+    /// <summary>Let the GPU leave the power limit before a GEMM measurement (autotuning just ran it hot).</summary>
+    private void Idle()
+    {
+        _be.Synchronize();
+        Thread.Sleep(Quick ? 200 : 1000);
     }
 
     // ------------------------------------------------------------------ Launch
