@@ -433,8 +433,19 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
         len.CopyFrom<int>(Enumerable.Repeat(maxT, b).ToArray());
         var o = _be.Allocate(DType.BF16, [b, hq, d]);
         long bytes = 2L * b * maxT * hkv * d * 2;
-        Family("Attention", "decode attention (GQA 32/8)", "attention_bf16 decode", "bf16", $"B{b} T{maxT} Hq{hq} Hkv{hkv} D{d}", bytes,
-            _ => _be.AttentionDecode(q, k, v, len, o, 1 / MathF.Sqrt(d)), "KV cache bytes read once per step counted; reference-speed kernel (one block per query head)");
+        Family("Attention", "decode attention (GQA 32/8)", "attn_decode_split_bf16_r4 + combine", "bf16", $"B{b} T{maxT} Hq{hq} Hkv{hkv} D{d}", bytes,
+            _ => _be.AttentionDecode(q, k, v, len, o, 1 / MathF.Sqrt(d)), "KV cache bytes read once per step counted (split-K over the keys, one pass per kv head)");
+        // batch 1, as a decode step of one sequence runs it (several layers' caches rotated past the L2)
+        const int layers = 4;
+        var k1 = Enumerable.Range(0, layers).Select(i => Rand(DType.BF16, [1, maxT, hkv, d], (ulong)(10 + i))).ToArray();
+        var v1 = Enumerable.Range(0, layers).Select(i => Rand(DType.BF16, [1, maxT, hkv, d], (ulong)(20 + i))).ToArray();
+        var q1 = Rand(DType.BF16, [1, hq, d], 30);
+        var len1 = _be.Allocate(DType.I32, [1]);
+        len1.CopyFrom<int>([maxT]);
+        var o1 = _be.Allocate(DType.BF16, [1, hq, d]);
+        Family("Attention", "decode attention, batch 1 (GQA 32/8)", "attn_decode_split_bf16_r4 + combine", "bf16", $"B1 T{maxT} Hq{hq} Hkv{hkv} D{d}",
+            2L * maxT * hkv * d * 2, i => _be.AttentionDecode(q1, k1[i % layers], v1[i % layers], len1, o1, 1 / MathF.Sqrt(d)),
+            $"{layers} caches rotated (as {layers} layers); 16 MiB per step: launch and latency weigh");
         int t = Quick ? 512 : 2048;
         var qp = Rand(DType.BF16, [1, t, hq, d], 4);
         var kp = Rand(DType.BF16, [1, t, hkv, d], 5);

@@ -260,7 +260,8 @@ public sealed class CudaKernelTests : IDisposable
     [MemberData(nameof(FloatTypes))]
     public void Decode_attention_against_a_kv_cache_with_grouped_query_heads(DType dt)
     {
-        foreach (var (b, maxT, hq, hkv, d) in new[] { (1, 16, 4, 1, 64), (4, 1000, 32, 8, 128), (3, 4096, 8, 8, 128) })
+        // split-K kernel: head dims 64/128/256 and groups up to 8; the last case (group 16) takes the general kernel
+        foreach (var (b, maxT, hq, hkv, d) in new[] { (1, 16, 4, 1, 64), (4, 1000, 32, 8, 128), (3, 4096, 8, 8, 128), (1, 3000, 32, 8, 128), (2, 300, 16, 2, 256), (2, 100, 32, 2, 64) })
         {
             var q = In(dt, [b, hq, d], Rand(b * hq * d, 2));
             var k = In(dt, [b, maxT, hkv, d], Rand(b * maxT * hkv * d, 2));
@@ -313,6 +314,12 @@ public sealed class CudaKernelTests : IDisposable
                 _cpu.Copy(view.Item1, o.C); G.Copy(view.Item2, o.G);
                 Assert.True(o.C.ToBytes().AsSpan().SequenceEqual(o.G.ToBytes()), $"transpose {a},{b} {DTypes.Name(dt)}");
             }
+
+            // a 2-D transpose with sizes that are not multiples of the 32x32 tile (the tiled kernel)
+            var m2 = In(dt, [45, 77], Rand(45 * 77, 4));
+            var o2 = Out(dt, [77, 45]);
+            _cpu.Copy(m2.C.Transpose(0, 1), o2.C); G.Copy(m2.G.Transpose(0, 1), o2.G);
+            Assert.True(o2.C.ToBytes().AsSpan().SequenceEqual(o2.G.ToBytes()), $"2-D transpose {DTypes.Name(dt)}");
 
             var narrow = (x.C.Narrow(1, 3, 9), x.G.Narrow(1, 3, 9));
             var on = Out(dt, narrow.Item1.Shape);
