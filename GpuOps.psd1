@@ -10,11 +10,31 @@
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @(
-        'module/formats/GpuOps.Core.Format.ps1xml',
+        'module/formats/GpuOps.Core.Format.ps1xml'
         'module/formats/GpuOps.Compute.Format.ps1xml'
+        'module/formats/GpuOps.Engine.Format.ps1xml'
+        'module/formats/GpuOps.Models.Format.ps1xml'
+        'module/formats/GpuOps.Nvml.Format.ps1xml'
     )
     CmdletsToExport      = @(
-        'Get-GpuOpsInfo',
+        'Get-GpuOpsInfo'
+        'Get-GpuModelInfo'
+        'ConvertTo-GpuToken'
+        'ConvertFrom-GpuToken'
+        'Import-GpuModel'
+        'Remove-GpuModel'
+        'Invoke-GpuInference'
+        'Measure-GpuPerplexity'
+        'Measure-GpuInference'
+        'Get-Gpu'
+        'Get-GpuProcess'
+        'Get-GpuTelemetry'
+        'Measure-GpuEnergy'
+        'Get-GpuPowerLimit'
+        'Set-GpuPowerLimit'
+        'Restore-GpuPowerLimit'
+        'Optimize-GpuPowerLimit'
+        'Export-GpuTelemetry'
         'Invoke-GpuBenchmark'
     )
     FunctionsToExport    = @()

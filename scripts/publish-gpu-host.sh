@@ -12,8 +12,7 @@ grep -qx '/.gpu-host/' .git/info/exclude 2>/dev/null || echo '/.gpu-host/' >> .g
 shared=${GPUOPS_SHARED:-../shared}
 bash "$shared/gpu-host/pack-dotnet-runtime.sh" "$dest"
 dotnet build GpuOps.sln -c Release -nologo -clp:ErrorsOnly
-dotnet publish tests/GpuOps.Tests -c Release -o "$dest/tests" -nologo -clp:ErrorsOnly
-dotnet publish src/GpuOps.Cli -c Release -o "$dest/cli" -nologo -clp:ErrorsOnly
-if [ -d bench/GpuOps.Bench ]; then dotnet publish bench/GpuOps.Bench -c Release -o "$dest/bench" -nologo -clp:ErrorsOnly; fi
-rm -rf "$dest"/*/runtimes/{win,osx,linux-arm,linux-arm64,linux-musl}* 2>/dev/null || true
+dotnet publish tests/GpuOps.Tests -c Release -r linux-x64 --self-contained false -o "$dest/tests" -nologo -clp:ErrorsOnly
+dotnet publish src/GpuOps.Cli -c Release -r linux-x64 --self-contained false -o "$dest/cli" -nologo -clp:ErrorsOnly
+if [ -d bench/GpuOps.Bench ]; then dotnet publish bench/GpuOps.Bench -c Release -r linux-x64 --self-contained false -o "$dest/bench" -nologo -clp:ErrorsOnly; fi
 du -sh "$dest"

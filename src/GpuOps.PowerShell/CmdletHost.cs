@@ -36,7 +36,16 @@ internal sealed class CmdletHost : IOperationHost
 
     public void WriteWarning(string message) => _cmdlet.WriteWarning(message);
 
-    public bool ShouldProcess(string target, string action, Core.Hosting.ConfirmImpact impact) => _cmdlet.ShouldProcess(target, action);
+    public bool ShouldProcess(string target, string action, Core.Hosting.ConfirmImpact impact)
+    {
+        if (_cmdlet is GpuOpsCmdlet { ConfirmWithoutPrompt: true })
+        {
+            _cmdlet.WriteVerbose($"Performing the operation \"{action}\" on target \"{target}\" (-Force: not asking).");
+            return true;
+        }
+
+        return _cmdlet.ShouldProcess(target, action);
+    }
 
     public void WriteError(OperationError error) => _cmdlet.WriteError(ToErrorRecord(error));
 

@@ -16,6 +16,15 @@ public abstract class GpuOpsCmdlet : PSCmdlet
 
     protected override void StopProcessing() => _stop.Cancel();
 
+    /// <summary>
+    /// True when the cmdlet's -Force was given: state changes go ahead without the confirmation prompt
+    /// (unless -Confirm was given explicitly); -WhatIf is still honoured.
+    /// </summary>
+    protected virtual bool SkipConfirmation => false;
+
+    internal bool ConfirmWithoutPrompt =>
+        SkipConfirmation && !MyInvocation.BoundParameters.ContainsKey("WhatIf") && !MyInvocation.BoundParameters.ContainsKey("Confirm");
+
     /// <summary>Run an operation; errors it throws become terminating errors of this cmdlet.</summary>
     protected void Run(object operation)
     {

@@ -7,6 +7,7 @@ using Xunit;
 namespace GpuOps.Tests.Foundation;
 
 /// <summary>Microsoft's cmdlet guidelines, checked on the built module's metadata.</summary>
+[Trait("Category", "Module")]
 public class CmdletMetadataTests
 {
     /// <summary>Verbs that change state: their cmdlets must support ShouldProcess (-WhatIf/-Confirm).</summary>

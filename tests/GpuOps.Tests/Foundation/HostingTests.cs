@@ -56,6 +56,7 @@ public class HostingTests
     }
 
     [Fact]
+    [Trait("Category", "Module")]
     public void ErrorCategory_values_match_PowerShell_names_and_values()
     {
         // System.Management.Automation.ErrorCategory, read from PowerShellStandard's reference assembly.

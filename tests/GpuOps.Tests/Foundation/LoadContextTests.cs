@@ -6,6 +6,7 @@ using Xunit;
 
 namespace GpuOps.Tests.Foundation;
 
+[Trait("Category", "Module")]
 public class LoadContextTests
 {
     [Fact]

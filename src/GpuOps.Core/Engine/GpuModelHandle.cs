@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using GpuOps.Core.Hosting;
+using GpuOps.Core.Models;
+
+namespace GpuOps.Core.Engine;
+
+/// <summary>
+/// A loaded model: a live object holding its weights in memory (the only non-plain-data object of the inference
+/// operations). Returned by Import-GpuModel, used by Invoke-GpuInference / Measure-GpuPerplexity /
+/// Measure-GpuInference, freed by Remove-GpuModel.
+/// </summary>
+public sealed class GpuModelHandle : IDisposable
+{
+    private static int _nextId;
+    private static readonly ConcurrentDictionary<int, GpuModelHandle> Loaded = new();
+    private LlamaCpuEngine? _engine;
+
+    internal GpuModelHandle(string path, string format, string device, LlamaCpuEngine engine, ITokenizer tokenizer, GenerationDefaults generation)
+    {
+        Id = Interlocked.Increment(ref _nextId);
+        Path = path;
+        Name = System.IO.Path.GetFileName(path.TrimEnd('/', '\\'));
+        Format = format;
+        Device = device;
+        _engine = engine;
+        Tokenizer = tokenizer;
+        Generation = generation;
+        Config = engine.Config;
+        ParameterCount = engine.Weights.ParameterCount;
+        WeightBytes = ParameterCount * sizeof(float);
+        LoadedAt = DateTimeOffset.Now;
+        Loaded[Id] = this;
+    }
+
+    /// <summary>
+    /// Load a model from a path on the CPU. PowerShell uses this constructor to turn a path given to
+    /// <c>-Model</c> into a handle; such a handle is <see cref="Transient"/> and the cmdlet frees it when done.
+    /// </summary>
+    public GpuModelHandle(string path)
+        : this(LoadParts(path, "cpu", "auto", null, CancellationToken.None))
+    {
+        Transient = true;
+        Loaded.TryRemove(Id, out _); // not listed: PowerShell may convert a path more than once while binding
+    }
+
+    private GpuModelHandle((string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) p)
+        : this(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation)
+    {
+    }
+
+    /// <summary>True when the handle was made from a path for one command (it is freed when that command ends).</summary>
+    public bool Transient { get; }
+
+    /// <summary>Process-unique id of this handle.</summary>
+    public int Id { get; }
+
+    public string Name { get; }
+
+    public string Path { get; }
+
+    /// <summary>"safetensors" or "gguf".</summary>
+    public string Format { get; }
+
+    /// <summary>"cpu" (or "cuda:N").</summary>
+    public string Device { get; }
+
+    /// <summary>Compute dtype of the weights in memory.</summary>
+    public string DType => "float32";
+
+    public string Architecture => Config.Architecture;
+
+    public string ModelType => Config.ModelType;
+
+    public LlamaConfig Config { get; }
+
+    public long ParameterCount { get; }
+
+    /// <summary>Bytes the weights take in memory.</summary>
+    public long WeightBytes { get; }
+
+    public DateTimeOffset LoadedAt { get; }
+
+    /// <summary>False once Remove-GpuModel has freed it.</summary>
+    public bool IsLoaded => _engine is not null;
+
+    public ITokenizer Tokenizer { get; }
+
+    public GenerationDefaults Generation { get; }
+
+    /// <summary>Handles loaded in this process and not yet removed.</summary>
+    public static IReadOnlyList<GpuModelHandle> All => Loaded.Values.OrderBy(h => h.Id).ToList();
+
+    /// <summary>The engine; a clear error once the handle has been removed.</summary>
+    public LlamaCpuEngine Engine => _engine ?? throw new GpuOpsException("ModelRemoved", ErrorCategory.InvalidOperation,
+        $"Model '{Name}' (handle {Id}) has been removed.", this, recommendedAction: "Import it again with Import-GpuModel.");
+
+    public void Dispose()
+    {
+        _engine = null;
+        Loaded.TryRemove(Id, out _);
+    }
+
+    public override string ToString() => $"{Name} ({Device}, {DType}, handle {Id})";
+
+    /// <summary>
+    /// Parse "cpu", "cuda", "cuda:N" or "auto" (CUDA when a GPU and the CUDA engine are present, otherwise the CPU);
+    /// anything else is an argument error. Returns (kind, index).
+    /// </summary>
+    public static (string Kind, int Index) ParseDevice(string? device)
+    {
+        string d = (device ?? "cpu").Trim().ToLowerInvariant();
+        if (d is "auto") return (CudaEngineAvailable ? "cuda" : "cpu", 0);
+        if (d is "cpu") return ("cpu", 0);
+        if (d is "cuda" or "gpu") return ("cuda", 0);
+        if ((d.StartsWith("cuda:", StringComparison.Ordinal) || d.StartsWith("gpu:", StringComparison.Ordinal))
+            && int.TryParse(d[(d.IndexOf(':') + 1)..], out int i) && i >= 0) return ("cuda", i);
+        throw GpuOpsException.InvalidArgument("InvalidDevice", $"Device '{device}' is not one of cpu, cuda, cuda:N.", device);
+    }
+
+    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
+    public static bool CudaEngineAvailable => false;
+
+    /// <summary>
+    /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).
+    /// </summary>
+    public static GpuModelHandle Load(string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    {
+        var p = LoadParts(path, device, dtype, progress, cancellationToken);
+        return new GpuModelHandle(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation);
+    }
+
+    private static (string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
+        string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    {
+        var (kind, index) = ParseDevice(device);
+        if (kind == "cuda")
+        {
+            throw new GpuOpsException("CudaEngineNotAvailable", ErrorCategory.NotImplemented,
+                $"Inference on cuda:{index} is not supported yet in this build; the CPU engine is.", device,
+                recommendedAction: "Use -Device cpu (CLI: --device cpu).");
+        }
+
+        string dt = (dtype ?? "auto").Trim().ToLowerInvariant();
+        if (dt is not ("auto" or "float32" or "f32" or "fp32"))
+        {
+            throw new GpuOpsException("DTypeNotSupported", ErrorCategory.InvalidArgument,
+                $"The CPU engine computes in float32; DType '{dtype}' is not supported on the CPU.", dtype,
+                recommendedAction: "Use -DType float32 or auto.");
+        }
+
+        using var bundle = ModelFiles.Open(path);
+        var weights = LlamaWeights.Load(bundle.Config, bundle.Weights, progress, cancellationToken);
+        return (bundle.Path, bundle.Format, "cpu", new LlamaCpuEngine(weights), bundle.Tokenizer, bundle.Generation);
+    }
+}

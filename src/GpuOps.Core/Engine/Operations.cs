@@ -1,0 +1,333 @@
+using System.Diagnostics;
+using GpuOps.Core.Hosting;
+
+namespace GpuOps.Core.Engine;
+
+/// <summary>Import-GpuModel: load a model directory or .gguf file onto a device; writes a <see cref="GpuModelHandle"/>.</summary>
+public sealed class ImportGpuModelOperation : IOperation
+{
+    public required string Path { get; init; }
+    public string Device { get; init; } = "cpu";
+    public string DType { get; init; } = "auto";
+
+    public void Execute(IOperationHost host)
+    {
+        string full = System.IO.Path.GetFullPath(Path);
+        if (!File.Exists(full) && !Directory.Exists(full))
+            throw new GpuOpsException("ModelNotFound", ErrorCategory.ObjectNotFound, $"{full}: no such model directory or file.", full);
+        if (string.Equals(Device?.Trim(), "auto", StringComparison.OrdinalIgnoreCase) && !GpuModelHandle.CudaEngineAvailable)
+        {
+            var gpus = Native.NativeProbe.CudaDevices(out _);
+            if (gpus.Count > 0) host.WriteWarning($"{gpus.Count} CUDA GPU(s) present, but this build has no CUDA inference engine yet: running on the CPU.");
+        }
+
+        if (!host.ShouldProcess(full, $"Load model onto {Device}", ConfirmImpact.Low)) return;
+        var progress = new ProgressReporter(host, 61, $"Loading {System.IO.Path.GetFileName(full.TrimEnd('/', '\\'))}");
+        var handle = GpuModelHandle.Load(full, Device, DType, (f, name) => progress.Report(f, name), host.CancellationToken);
+        progress.Complete();
+        host.WriteVerbose($"Loaded {handle.Name}: {handle.ParameterCount:N0} parameters, {handle.WeightBytes / 1048576.0:F1} MiB as {handle.DType} on {handle.Device}.");
+        host.WriteObject(handle);
+    }
+}
+
+/// <summary>Remove-GpuModel: free a loaded model.</summary>
+public sealed class RemoveGpuModelOperation : IOperation
+{
+    public required GpuModelHandle Model { get; init; }
+    public bool PassThru { get; init; }
+
+    public void Execute(IOperationHost host)
+    {
+        if (!Model.IsLoaded)
+        {
+            host.WriteError(new OperationError("ModelAlreadyRemoved", ErrorCategory.InvalidOperation, $"Model '{Model.Name}' (handle {Model.Id}) was already removed.", Model));
+            return;
+        }
+
+        if (!host.ShouldProcess(Model.ToString(), "Free model", ConfirmImpact.Low)) return;
+        Model.Dispose();
+        if (PassThru) host.WriteObject(Model);
+    }
+}
+
+/// <summary>Shared: resolve a handle or a path into a loaded model for the duration of an operation.</summary>
+internal static class ModelUse
+{
+    public static (GpuModelHandle Handle, bool Owned) Resolve(GpuModelHandle? model, string? path, string? device, IOperationHost host)
+    {
+        if (model is not null)
+        {
+            _ = model.Engine; // a clear error when removed
+            if (device is not null && !string.Equals(GpuModelHandle.ParseDevice(device).Kind, GpuModelHandle.ParseDevice(model.Device).Kind, StringComparison.Ordinal))
+                throw GpuOpsException.InvalidArgument("DeviceMismatch", $"Model '{model.Name}' is loaded on {model.Device}, not {device}.", device);
+            return (model, model.Transient);
+        }
+
+        if (string.IsNullOrWhiteSpace(path)) throw GpuOpsException.InvalidArgument("NoModel", "Give a model: a handle from Import-GpuModel or a path.");
+        var op = new ImportGpuModelOperation { Path = path, Device = device ?? "cpu" };
+        var rec = new ForwardingHost(host);
+        op.Execute(rec);
+        var handle = rec.Handle ?? throw new GpuOpsException("ModelNotLoaded", ErrorCategory.OperationStopped, $"Model '{path}' was not loaded.", path);
+        return (handle, true);
+    }
+
+    /// <summary>Passes everything through except the handle object, which it keeps.</summary>
+    private sealed class ForwardingHost(IOperationHost inner) : IOperationHost
+    {
+        public GpuModelHandle? Handle { get; private set; }
+        public CancellationToken CancellationToken => inner.CancellationToken;
+        public void WriteObject(object item)
+        {
+            if (item is GpuModelHandle h) Handle = h;
+            else inner.WriteObject(item);
+        }
+
+        public void WriteProgress(ProgressInfo progress) => inner.WriteProgress(progress);
+        public void WriteVerbose(string message) => inner.WriteVerbose(message);
+        public void WriteWarning(string message) => inner.WriteWarning(message);
+        public bool ShouldProcess(string target, string action, ConfirmImpact impact = ConfirmImpact.Medium) => true;
+        public void WriteError(OperationError error) => inner.WriteError(error);
+    }
+}
+
+/// <summary>
+/// Invoke-GpuInference / gpuops generate: the prompts run together as one batch. Writes one
+/// <see cref="GpuInferenceResult"/> per prompt, or with <see cref="Stream"/> one <see cref="GpuInferenceToken"/> per new token as it is produced.
+/// </summary>
+public sealed class InvokeGpuInferenceOperation : IOperation
+{
+    public GpuModelHandle? Model { get; init; }
+    public string? ModelPath { get; init; }
+    public string? Device { get; init; }
+    public required IReadOnlyList<string> Prompts { get; init; }
+    public int MaxTokens { get; init; } = 128;
+    public double? Temperature { get; init; }
+    public int? TopK { get; init; }
+    public double? TopP { get; init; }
+    public double? RepetitionPenalty { get; init; }
+    public int? Seed { get; init; }
+    public IReadOnlyList<string> Stop { get; init; } = Array.Empty<string>();
+    public bool IgnoreEos { get; init; }
+    public bool Stream { get; init; }
+    public int? MaxContext { get; init; }
+
+    public void Execute(IOperationHost host)
+    {
+        if (Prompts.Count == 0) throw GpuOpsException.InvalidArgument("NoPrompt", "Give at least one prompt.");
+        var (handle, owned) = ModelUse.Resolve(Model, ModelPath, Device, host);
+        try
+        {
+            var gen = handle.Generation;
+            bool sample = Temperature is > 0 || (Temperature is null && gen.DoSample == true);
+            var sampling = new SamplingOptions(
+                sample ? Temperature ?? gen.Temperature ?? 1.0 : 0,
+                TopK ?? (sample ? gen.TopK ?? 0 : 0),
+                TopP ?? (sample ? gen.TopP ?? 1.0 : 1.0),
+                RepetitionPenalty ?? gen.RepetitionPenalty ?? 1.0,
+                Seed);
+            var eos = gen.EosTokenIds.Count > 0 ? gen.EosTokenIds : handle.Tokenizer.EosTokenIds;
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = MaxTokens,
+                Sampling = sampling,
+                EosTokenIds = eos,
+                StopStrings = Stop,
+                IgnoreEos = IgnoreEos,
+                MaxContext = MaxContext,
+            };
+            var prompts = Prompts.Select(p => handle.Tokenizer.Encode(p, addSpecialTokens: true)).ToList();
+            host.WriteVerbose($"Generating for {prompts.Count} prompt(s) ({string.Join(", ", prompts.Select(p => p.Length))} tokens) on {handle.Device}: " +
+                              (sampling.Greedy ? "greedy" : $"temperature {sampling.Temperature}, top-k {sampling.TopK}, top-p {sampling.TopP}") +
+                              $", repetition penalty {sampling.RepetitionPenalty}, seed {(Seed?.ToString() ?? "none")}.");
+            var progress = new ProgressReporter(host, 62, "Generating");
+            int produced = 0, budget = Math.Max(1, MaxTokens * prompts.Count);
+            var outputs = TextGenerator.Generate(handle.Engine, handle.Tokenizer, prompts, options, out var timings, ev =>
+            {
+                produced++;
+                if (Stream) host.WriteObject(new GpuInferenceToken(ev.Sequence, ev.Index, ev.TokenId, ev.Text, ev.IsLast, ev.FinishReason));
+                else progress.Report(Math.Min(1.0, produced / (double)budget), $"{produced} tokens");
+            }, host.CancellationToken);
+            progress.Complete();
+            host.WriteVerbose($"Prefill {timings.PromptTokens} tokens in {timings.PrefillTime.TotalMilliseconds:F1} ms ({timings.PrefillTokensPerSecond:F1} tok/s); " +
+                              $"decode {timings.DecodeTokens} tokens in {timings.DecodeTime.TotalMilliseconds:F1} ms ({timings.DecodeTokensPerSecond:F1} tok/s).");
+            if (Stream) return;
+            double total = (timings.PrefillTime + timings.DecodeTime).TotalSeconds;
+            foreach (var o in outputs)
+            {
+                // Energy fields stay null until NVML's energy window is wired in (GPU engine).
+                host.WriteObject(new GpuInferenceResult(handle.Name, handle.Device, o.Sequence, Prompts[o.Sequence], o.Text ?? string.Empty,
+                    o.NewIds, o.PromptIds, o.PromptIds.Length, o.NewIds.Length, o.FinishReason, prompts.Count,
+                    timings.TimeToFirstToken.TotalMilliseconds, timings.PrefillTokensPerSecond, timings.DecodeTokensPerSecond, total, null, null));
+            }
+        }
+        finally
+        {
+            if (owned) handle.Dispose();
+        }
+    }
+}
+
+/// <summary>Measure-GpuPerplexity / gpuops perplexity, with exactly the procedure of tests/data/README.md.</summary>
+public sealed class MeasureGpuPerplexityOperation : IOperation
+{
+    public GpuModelHandle? Model { get; init; }
+    public string? ModelPath { get; init; }
+    public string? Device { get; init; }
+    public required string Path { get; init; }
+    public int Context { get; init; } = 256;
+    /// <summary>Score only the first N windows (a quick estimate; the result says Subset).</summary>
+    public int? MaxWindows { get; init; }
+
+    public void Execute(IOperationHost host)
+    {
+        string file = System.IO.Path.GetFullPath(Path);
+        if (!File.Exists(file)) throw new GpuOpsException("TextFileNotFound", ErrorCategory.ObjectNotFound, $"{file}: no such file.", file);
+        if (Context < 2) throw GpuOpsException.InvalidArgument("InvalidContext", $"Context must be at least 2 tokens, got {Context}.", Context);
+        var (handle, owned) = ModelUse.Resolve(Model, ModelPath, Device, host);
+        try
+        {
+            var text = File.ReadAllText(file);
+            var tokens = PerplexityCalculator.TokenStream(handle.Tokenizer, text);
+            host.WriteVerbose($"{file}: {tokens.Length} tokens, {tokens.Length / Context} windows of {Context}.");
+            var progress = new ProgressReporter(host, 63, $"Perplexity of {System.IO.Path.GetFileName(file)}");
+            var sw = Stopwatch.StartNew();
+            var r = PerplexityCalculator.Compute(handle.Engine, tokens, Context, MaxWindows,
+                (done, all) => progress.Report(done / (double)all, $"window {done} of {all}"), host.CancellationToken);
+            progress.Complete();
+            double secs = sw.Elapsed.TotalSeconds;
+            bool subset = MaxWindows is int m && m < tokens.Length / Context;
+            host.WriteObject(new GpuPerplexityResult(handle.Name, handle.Device, file, Context, r.Perplexity, r.ScoredTokens, r.Windows, r.Tokens,
+                r.NegativeLogLikelihood, secs, r.Windows * (double)Context / secs, subset));
+        }
+        finally
+        {
+            if (owned) handle.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// Measure-GpuInference: prefill tokens/s at the given prompt lengths and decode tokens/s at the given batch sizes,
+/// each decode figure beside its bandwidth bound (weight bytes read per step over the measured copy bandwidth).
+/// </summary>
+public sealed class MeasureGpuInferenceOperation : IOperation
+{
+    public GpuModelHandle? Model { get; init; }
+    public string? ModelPath { get; init; }
+    public string? Device { get; init; }
+    public IReadOnlyList<int> PromptLengths { get; init; } = new[] { 32, 128, 512 };
+    public IReadOnlyList<int> BatchSizes { get; init; } = new[] { 1, 2, 4, 8 };
+    public int DecodeTokens { get; init; } = 32;
+    /// <summary>Bytes of the buffer copied to measure memory bandwidth (0 = do not measure; the bound is then not given).</summary>
+    public long CopyBytes { get; init; } = 256L << 20;
+
+    public void Execute(IOperationHost host)
+    {
+        if (PromptLengths.Any(l => l < 1) || BatchSizes.Any(b => b < 1) || DecodeTokens < 1)
+            throw GpuOpsException.InvalidArgument("InvalidBenchmarkSize", "Prompt lengths, batch sizes and DecodeTokens must be positive.");
+        var (handle, owned) = ModelUse.Resolve(Model, ModelPath, Device, host);
+        try
+        {
+            var engine = handle.Engine;
+            var ct = host.CancellationToken;
+            var progress = new ProgressReporter(host, 64, "Measuring inference");
+            int steps = PromptLengths.Count + BatchSizes.Count + 1, done = 0;
+            double? bw = null;
+            if (CopyBytes > 0)
+            {
+                progress.Report(0, "memory copy bandwidth");
+                bw = MemoryBandwidth.MeasureCopyBytesPerSecond(CopyBytes, ct);
+                host.WriteVerbose($"Memory copy bandwidth (read + write): {bw / 1e9:F1} GB/s.");
+            }
+
+            done++;
+            long weightBytes = engine.Weights.WeightBytesPerToken;
+            int vocab = engine.Config.VocabSize;
+            var rng = new Random(1234);
+            int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
+            // Warm-up (JIT, thread pool, caches): one short prefill and two decode steps, not timed.
+            {
+                var warm = engine.CreateCache(1, 16);
+                engine.Forward(warm, new[] { new SequenceChunk(0, RandomTokens(8)) }, allLogits: false, ct);
+                for (int i = 0; i < 2; i++) engine.Forward(warm, new[] { new SequenceChunk(0, RandomTokens(1)) }, allLogits: false, ct);
+            }
+
+            foreach (int len in PromptLengths)
+            {
+                ct.ThrowIfCancellationRequested();
+                progress.Report(done++ / (double)steps, $"prefill {len} tokens");
+                var cache = engine.CreateCache(1, len);
+                var tokens = RandomTokens(len);
+                var sw = Stopwatch.StartNew();
+                engine.Forward(cache, new[] { new SequenceChunk(0, tokens) }, allLogits: false, ct);
+                double s = sw.Elapsed.TotalSeconds;
+                host.WriteObject(new GpuInferenceBenchmark(handle.Name, handle.Device, "prefill", len, 1, len, s, len / s, weightBytes, bw / 1e9,
+                    null, null, s * 1000, null, null));
+            }
+
+            const int promptLength = 16;
+            foreach (int batch in BatchSizes)
+            {
+                ct.ThrowIfCancellationRequested();
+                progress.Report(done++ / (double)steps, $"decode at batch {batch}");
+                var cache = engine.CreateCache(batch, promptLength + DecodeTokens + 1);
+                var chunks = Enumerable.Range(0, batch).Select(i => new SequenceChunk(i, RandomTokens(promptLength))).ToList();
+                var logits = engine.Forward(cache, chunks, allLogits: false, ct);
+                var next = logits.Select(l => Sampler.ArgMax(l)).ToArray();
+                var sw = Stopwatch.StartNew();
+                for (int step = 0; step < DecodeTokens; step++)
+                {
+                    logits = engine.Forward(cache, Enumerable.Range(0, batch).Select(i => new SequenceChunk(i, new[] { next[i] })).ToList(), false, ct);
+                    for (int i = 0; i < batch; i++) next[i] = Sampler.ArgMax(logits[i]);
+                }
+
+                double s = sw.Elapsed.TotalSeconds;
+                double tps = batch * DecodeTokens / s;
+                double? bound = bw is double b ? batch * b / weightBytes : null;
+                host.WriteObject(new GpuInferenceBenchmark(handle.Name, handle.Device, "decode", promptLength, batch, batch * DecodeTokens, s, tps,
+                    weightBytes, bw / 1e9, bound, bound is double bd ? tps / bd : null, null, null,
+                    bw is null ? "bound unavailable (copy bandwidth not measured)" : "bound = batch x copy bandwidth / float32 weight bytes per step (KV cache reads not counted)"));
+            }
+
+            progress.Complete();
+        }
+        finally
+        {
+            if (owned) handle.Dispose();
+        }
+    }
+}
+
+/// <summary>Host memory copy bandwidth, counted as bytes read plus bytes written per second (as GPU copy benchmarks count it).</summary>
+public static class MemoryBandwidth
+{
+    public static double MeasureCopyBytesPerSecond(long bytes, CancellationToken cancellationToken = default)
+    {
+        int n = (int)Math.Min(bytes / 2 / sizeof(float), Array.MaxLength);
+        var a = new float[n];
+        var b = new float[n];
+        a.AsSpan().Fill(1);
+        b.AsSpan().Fill(2);
+        int parts = Math.Max(1, Environment.ProcessorCount);
+        void Copy()
+        {
+            Parallel.For(0, parts, p =>
+            {
+                int lo = (int)((long)n * p / parts), hi = (int)((long)n * (p + 1) / parts);
+                a.AsSpan(lo, hi - lo).CopyTo(b.AsSpan(lo, hi - lo));
+            });
+        }
+
+        Copy();
+        double best = 0;
+        for (int i = 0; i < 5; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var sw = Stopwatch.StartNew();
+            Copy();
+            best = Math.Max(best, 2.0 * n * sizeof(float) / sw.Elapsed.TotalSeconds);
+        }
+
+        return best;
+    }
+}

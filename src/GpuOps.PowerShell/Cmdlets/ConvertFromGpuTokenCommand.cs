@@ -1,0 +1,36 @@
+using System.Management.Automation;
+using GpuOps.Core.Models;
+
+namespace GpuOps.PowerShell.Cmdlets;
+
+/// <summary>
+/// <para type="synopsis">Decodes token ids to text with a model's tokenizer (through its decoder chain, as Hugging Face does).</para>
+/// </summary>
+/// <example><code>ConvertFrom-GpuToken ./tests/data/fortune-llama -Id 0,479,447,309</code></example>
+/// <example><code>ConvertTo-GpuToken ./model 'Hello' | ConvertFrom-GpuToken ./model</code></example>
+[Cmdlet(VerbsData.ConvertFrom, "GpuToken")]
+[OutputType(typeof(DetokenizationResult))]
+public sealed class ConvertFromGpuTokenCommand : GpuOpsCmdlet
+{
+    /// <summary><para type="description">Model directory, tokenizer.json or .gguf file.</para></summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [Alias("Path", "ModelPath")]
+    [ValidateNotNullOrEmpty]
+    public string Model { get; set; } = "";
+
+    /// <summary><para type="description">Token ids (a TokenizationResult's Ids bind by property name).</para></summary>
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
+    [Alias("Ids")]
+    public int[] Id { get; set; } = [];
+
+    /// <summary><para type="description">Keep special tokens (BOS/EOS) in the text.</para></summary>
+    [Parameter]
+    public SwitchParameter KeepSpecialTokens { get; set; }
+
+    protected override void ProcessRecord() => RunForItem(new ConvertFromTokenOperation
+    {
+        Model = GetUnresolvedProviderPathFromPSPath(Model),
+        Ids = Id,
+        SkipSpecialTokens = !KeepSpecialTokens.IsPresent,
+    });
+}

@@ -1,0 +1,212 @@
+using System.Text.Json;
+using GpuOps.Core.Engine;
+using GpuOps.Core.Hosting;
+using GpuOps.Tests.Support;
+using Xunit;
+
+namespace GpuOps.Tests.Engine;
+
+public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlamaFixture>
+{
+    private static string ModelDir => Repo.Data("fortune-llama");
+
+    private (string Prompt, int[] NewIds, string Text) Greedy(int i)
+    {
+        var g = fx.Reference.RootElement.GetProperty("greedy")[i];
+        return (g.GetProperty("prompt").GetString()!, g.GetProperty("new_ids").EnumerateArray().Select(x => x.GetInt32()).ToArray(), g.GetProperty("text").GetString()!);
+    }
+
+    [Fact]
+    public void ImportReportsProgressAndRemoveFreesTheHandle()
+    {
+        var host = new RecordingHost();
+        new ImportGpuModelOperation { Path = ModelDir }.Execute(host);
+        var h = Assert.Single(host.ObjectsOf<GpuModelHandle>());
+        Assert.True(h.IsLoaded);
+        Assert.Equal("cpu", h.Device);
+        Assert.Equal("float32", h.DType);
+        Assert.Equal("safetensors", h.Format);
+        Assert.Equal(6, h.Config.NumLayers);
+        Assert.Equal(4096L * 256 * 2 + 6 * (256 * 256 * 2 + 256 * 128 * 2 + 3 * 256 * 704 + 2 * 256) + 256, h.ParameterCount);
+        Assert.Contains(h, GpuModelHandle.All);
+        Assert.Contains(host.Progress, p => p.Completed);
+        Assert.Contains(host.Progress, p => !p.Completed && p.StatusDescription.EndsWith(".weight") && p.PercentComplete >= 0);
+
+        var rm = new RecordingHost();
+        new RemoveGpuModelOperation { Model = h, PassThru = true }.Execute(rm);
+        Assert.Single(rm.ShouldProcessCalls);
+        Assert.False(h.IsLoaded);
+        Assert.DoesNotContain(h, GpuModelHandle.All);
+        Assert.Same(h, Assert.Single(rm.Objects));
+        var ex = Assert.Throws<GpuOpsException>(() => new InvokeGpuInferenceOperation { Model = h, Prompts = new[] { "x" } }.Execute(new RecordingHost()));
+        Assert.Equal("ModelRemoved", ex.ErrorId);
+
+        var again = new RecordingHost();
+        new RemoveGpuModelOperation { Model = h }.Execute(again);
+        Assert.Equal("ModelAlreadyRemoved", Assert.Single(again.Errors).ErrorId);
+    }
+
+    [Fact]
+    public void WhatIfLoadsAndRemovesNothing()
+    {
+        var host = new RecordingHost { Confirm = false };
+        new ImportGpuModelOperation { Path = ModelDir }.Execute(host);
+        Assert.Empty(host.Objects);
+        var rm = new RecordingHost { Confirm = false };
+        new RemoveGpuModelOperation { Model = fx.Handle }.Execute(rm);
+        Assert.True(fx.Handle.IsLoaded);
+    }
+
+    [Theory]
+    [InlineData("cuda", "auto", "CudaEngineNotAvailable")]
+    [InlineData("cuda:1", "auto", "CudaEngineNotAvailable")]
+    [InlineData("tpu", "auto", "InvalidDevice")]
+    [InlineData("cpu", "bfloat16", "DTypeNotSupported")]
+    public void UnsupportedDevicesAndDTypesAreClearErrors(string device, string dtype, string id)
+    {
+        var ex = Assert.Throws<GpuOpsException>(() => new ImportGpuModelOperation { Path = ModelDir, Device = device, DType = dtype }.Execute(new RecordingHost()));
+        Assert.Equal(id, ex.ErrorId);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void AMissingModelPathIsObjectNotFound()
+    {
+        var ex = Assert.Throws<GpuOpsException>(() => new ImportGpuModelOperation { Path = Repo.Data("no-such-model") }.Execute(new RecordingHost()));
+        Assert.Equal(ErrorCategory.ObjectNotFound, ex.Category);
+    }
+
+    [Fact]
+    public void PromptsRunAsOneBatchWithOneResultEach()
+    {
+        var a = Greedy(0);
+        var b = Greedy(3);
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { a.Prompt, b.Prompt }, MaxTokens = 48, Temperature = 0, IgnoreEos = true }.Execute(host);
+        var r = host.ObjectsOf<GpuInferenceResult>().ToList();
+        Assert.Equal(2, r.Count);
+        Assert.Equal(a.NewIds, r[0].Ids);
+        Assert.Equal(a.Text, r[0].Text);
+        Assert.Equal(b.NewIds, r[1].Ids);
+        Assert.All(r, x => Assert.Equal(2, x.BatchSize));
+        Assert.All(r, x => Assert.Equal(48, x.GeneratedTokens));
+        Assert.All(r, x => Assert.True(x.TimeToFirstTokenMs > 0 && x.PrefillTokensPerSecond > 0 && x.DecodeTokensPerSecond > 0));
+        Assert.All(r, x => Assert.Null(x.EnergyJoules));
+        Assert.Equal(3, r[0].PromptTokens);
+    }
+
+    [Fact]
+    public void StreamWritesEachTokenAsItIsProducedAndTheDeltasMakeTheText()
+    {
+        var a = Greedy(0);
+        var host = new RecordingHost();
+        int seenBeforeEnd = 0;
+        host.OnObject = o => seenBeforeEnd++;
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { a.Prompt }, MaxTokens = 48, IgnoreEos = true, Stream = true }.Execute(host);
+        var tokens = host.ObjectsOf<GpuInferenceToken>().ToList();
+        Assert.Equal(48, tokens.Count);
+        Assert.Empty(host.ObjectsOf<GpuInferenceResult>());
+        Assert.Equal(a.NewIds, tokens.Select(t => t.TokenId));
+        Assert.Equal(a.Text, string.Concat(tokens.Select(t => t.Text)));
+        Assert.True(tokens[^1].IsLast);
+        Assert.Equal("length", tokens[^1].FinishReason);
+        Assert.Equal(Enumerable.Range(0, 48), tokens.Select(t => t.Index));
+    }
+
+    [Fact]
+    public void StopStringsCutTheTextAndEndTheSequence()
+    {
+        var a = Greedy(0); // " be a man who has a better mind and a woman can learn\nwith ..."
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { a.Prompt }, MaxTokens = 48, Stop = new[] { "\n" } }.Execute(host);
+        var r = Assert.Single(host.ObjectsOf<GpuInferenceResult>());
+        Assert.Equal(a.Text[..a.Text.IndexOf('\n')], r.Text);
+        Assert.Equal("stop", r.FinishReason);
+        Assert.True(r.GeneratedTokens < 20);
+
+        var streamed = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { a.Prompt }, MaxTokens = 48, Stop = new[] { "\n" }, Stream = true }.Execute(streamed);
+        Assert.Equal(r.Text, string.Concat(streamed.ObjectsOf<GpuInferenceToken>().Select(t => t.Text)));
+    }
+
+    [Fact]
+    public void MaxTokensAndEosEndSequences()
+    {
+        var a = Greedy(0);
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { a.Prompt }, MaxTokens = 5 }.Execute(host);
+        Assert.Equal(a.NewIds[..5], Assert.Single(host.ObjectsOf<GpuInferenceResult>()).Ids);
+        var full = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { a.Prompt }, MaxTokens = 48 }.Execute(full);
+        var r = Assert.Single(full.ObjectsOf<GpuInferenceResult>());
+        Assert.Equal("eos", r.FinishReason);
+        Assert.Equal(1, r.Ids[^1]);
+    }
+
+    [Fact]
+    public void SeededSamplingIsReproducibleThroughTheOperation()
+    {
+        int[] Run(int seed)
+        {
+            var host = new RecordingHost();
+            new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { "Love is", "You will" }, MaxTokens = 24, Temperature = 0.9, TopK = 40, TopP = 0.95, RepetitionPenalty = 1.1, Seed = seed, IgnoreEos = true }.Execute(host);
+            return host.ObjectsOf<GpuInferenceResult>().SelectMany(r => r.Ids).ToArray();
+        }
+
+        Assert.Equal(Run(5), Run(5));
+        Assert.NotEqual(Run(5), Run(6));
+    }
+
+    [Fact]
+    public void APathGivesATemporaryModelThatIsFreedAfterwards()
+    {
+        int before = GpuModelHandle.All.Count;
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { ModelPath = ModelDir, Prompts = new[] { "Love is" }, MaxTokens = 3 }.Execute(host);
+        Assert.Equal(3, Assert.Single(host.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
+        Assert.Equal(before, GpuModelHandle.All.Count(h => h.Path == fx.Handle.Path) + GpuModelHandle.All.Count(h => h.Path != fx.Handle.Path));
+        Assert.DoesNotContain(GpuModelHandle.All, h => h.Transient);
+    }
+
+    [Fact]
+    public void PerplexitySubsetIsMarkedAndTooShortTextIsAnError()
+    {
+        var host = new RecordingHost();
+        new MeasureGpuPerplexityOperation { Model = fx.Handle, Path = Repo.Data("fortune-corpus", "test.txt"), Context = 128, MaxWindows = 3 }.Execute(host);
+        var r = Assert.Single(host.ObjectsOf<GpuPerplexityResult>());
+        Assert.True(r.Subset);
+        Assert.Equal(3, r.Windows);
+        Assert.Equal(3 * 127, r.Tokens);
+        Assert.InRange(r.Ppl, 20, 400);
+
+        var tmp = Path.GetTempFileName();
+        File.WriteAllText(tmp, "Too short.");
+        try
+        {
+            var ex = Assert.Throws<GpuOpsException>(() => new MeasureGpuPerplexityOperation { Model = fx.Handle, Path = tmp, Context = 256 }.Execute(new RecordingHost()));
+            Assert.Equal("TextTooShort", ex.ErrorId);
+        }
+        finally
+        {
+            File.Delete(tmp);
+        }
+    }
+
+    [Fact]
+    public void TheBenchmarkReportsPrefillAndDecodeWithTheBandwidthBound()
+    {
+        var host = new RecordingHost();
+        new MeasureGpuInferenceOperation { Model = fx.Handle, PromptLengths = new[] { 8, 64 }, BatchSizes = new[] { 1, 3 }, DecodeTokens = 4, CopyBytes = 32 << 20 }.Execute(host);
+        var rows = host.ObjectsOf<GpuInferenceBenchmark>().ToList();
+        Assert.Equal(new[] { "prefill", "prefill", "decode", "decode" }, rows.Select(r => r.Phase));
+        Assert.Equal(new[] { 8, 64 }, rows.Take(2).Select(r => r.PromptLength));
+        Assert.Equal(new[] { 1, 3 }, rows.Skip(2).Select(r => r.BatchSize));
+        Assert.All(rows, r => Assert.True(r.TokensPerSecond > 0));
+        var d = rows[2];
+        Assert.NotNull(d.CopyBandwidthGBps);
+        Assert.Equal(d.CopyBandwidthGBps!.Value * 1e9 / d.WeightBytesPerStep, d.BoundTokensPerSecond!.Value, 1e-6 * d.BoundTokensPerSecond.Value);
+        Assert.Equal(d.TokensPerSecond / d.BoundTokensPerSecond.Value, d.FractionOfBound!.Value, 1e-9);
+        Assert.Equal(3 * d.BoundTokensPerSecond.Value, rows[3].BoundTokensPerSecond!.Value, 1e-6 * rows[3].BoundTokensPerSecond!.Value);
+        Assert.Equal(12, rows[3].Tokens);
+    }
+}

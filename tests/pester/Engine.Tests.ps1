@@ -1,0 +1,82 @@
+#Requires -Version 7.4
+# Inference cmdlets as a user runs them (CPU engine, fixture model). Run through tests/pester/Invoke-Tests.ps1.
+
+BeforeAll {
+    $script:RepoRoot = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
+    Import-Module (Join-Path $RepoRoot 'GpuOps.psd1') -Force
+    $script:ModelPath = Join-Path $RepoRoot 'tests' 'data' 'fortune-llama'
+    $script:Reference = Get-Content (Join-Path $ModelPath 'reference.json') -Raw | ConvertFrom-Json
+    $script:Model = Import-GpuModel $ModelPath -Device cpu
+}
+
+AfterAll {
+    if ($script:Model) { $script:Model | Remove-GpuModel -Confirm:$false }
+    Remove-Module GpuOps -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'Import-GpuModel / Remove-GpuModel' {
+    It 'returns a live handle on the CPU' {
+        $Model.GetType().Name | Should -Be 'GpuModelHandle'
+        $Model.IsLoaded | Should -BeTrue
+        $Model.Device | Should -Be 'cpu'
+        $Model.Config.NumLayers | Should -Be 6
+    }
+
+    It 'frees a handle, and -WhatIf frees nothing' {
+        $m = Import-GpuModel $ModelPath
+        $m | Remove-GpuModel -WhatIf
+        $m.IsLoaded | Should -BeTrue
+        $m | Remove-GpuModel -Confirm:$false
+        $m.IsLoaded | Should -BeFalse
+    }
+
+    It 'says plainly that CUDA inference is not built yet' {
+        { Import-GpuModel $ModelPath -Device cuda -ErrorAction Stop } | Should -Throw -ErrorId 'CudaEngineNotAvailable*'
+    }
+}
+
+Describe 'Invoke-GpuInference' {
+    It 'reproduces the greedy reference for 48 tokens' {
+        $g = $Reference.greedy[0]
+        $r = $Model | Invoke-GpuInference -Prompt $g.prompt -MaxTokens 48 -Temperature 0 -IgnoreEos
+        $r.Ids | Should -Be $g.new_ids
+        $r.Text | Should -Be $g.text
+    }
+
+    It 'runs piped prompts together as one batch' {
+        $r = 'Love is', 'You will' | Invoke-GpuInference -Model $Model -MaxTokens 4
+        $r.Count | Should -Be 2
+        $r | ForEach-Object { $_.BatchSize | Should -Be 2 }
+    }
+
+    It 'streams one object per token' {
+        $tokens = $Model | Invoke-GpuInference -Prompt 'You will' -MaxTokens 10 -IgnoreEos -Stream
+        $tokens.Count | Should -Be 10
+        $tokens[-1].IsLast | Should -BeTrue
+    }
+
+    It 'accepts a model path for one command' {
+        $r = Invoke-GpuInference -Model $ModelPath -Prompt 'Love is' -MaxTokens 3
+        $r.GeneratedTokens | Should -Be 3
+    }
+
+    It 'result objects survive Export-Csv' {
+        $csv = Join-Path $TestDrive 'inference.csv'
+        $Model | Invoke-GpuInference -Prompt 'Love is' -MaxTokens 3 | Export-Csv $csv
+        (Import-Csv $csv).Prompt | Should -Be 'Love is'
+    }
+}
+
+Describe 'Measure-GpuPerplexity and Measure-GpuInference' {
+    It 'measures perplexity on a subset of windows' {
+        $r = $Model | Measure-GpuPerplexity -Path (Join-Path $RepoRoot 'tests' 'data' 'fortune-corpus' 'test.txt') -Context 128 -MaxWindows 3
+        $r.Windows | Should -Be 3
+        $r.Tokens | Should -Be (3 * 127)
+        $r.Subset | Should -BeTrue
+    }
+
+    It 'reports decode throughput beside its bandwidth bound' {
+        $rows = $Model | Measure-GpuInference -PromptLength 8 -BatchSize 1 -DecodeTokens 2 -CopyMiB 16
+        ($rows | Where-Object Phase -eq 'decode').BoundTokensPerSecond | Should -BeGreaterThan 0
+    }
+}
