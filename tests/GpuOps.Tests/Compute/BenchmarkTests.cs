@@ -44,6 +44,15 @@ public class BenchmarkTests
         }
     }
 
+    [Fact]
+    public void The_energy_window_never_fails_a_benchmark_and_reports_nothing_for_an_unknown_gpu()
+    {
+        var w = BenchmarkEnergyWindow.Start(0, "GPU-00000000-0000-0000-0000-000000000000");
+        var e = w.Stop();
+        Assert.Null(e.Joules);
+        Assert.Null(e.AveragePowerWatts);
+    }
+
     [GpuFact]
     public void Launch_suite_reports_event_timed_results_with_gpu_state()
     {
