@@ -140,3 +140,18 @@ __device__ __forceinline__ float block_reduce(float v, float* sh, bool is_max) {
 
 __device__ __forceinline__ i64 global_index() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ i64 global_stride() { return (i64)gridDim.x * blockDim.x; }
+
+// 16-byte vectors of float dtypes: 4 f32 or 8 f16/bf16 lanes (indices must be compile-time constants after unrolling).
+template <int DT> struct Vec { static constexpr int N = DT == DT_F32 ? 4 : 8; };
+template <int DT> __device__ __forceinline__ float vget(const uint4& v, int j) {
+    unsigned w = j < (Vec<DT>::N / 4) ? v.x : j < 2 * (Vec<DT>::N / 4) ? v.y : j < 3 * (Vec<DT>::N / 4) ? v.z : v.w;
+    if (DT == DT_F32) return __uint_as_float(w);
+    u16 h = (j & 1) ? (u16)(w >> 16) : (u16)(w & 0xffffu);
+    return DT == DT_F16 ? h2f(h) : bf2f(h);
+}
+template <int DT> __device__ __forceinline__ void vset(uint4& v, int j, float f) {
+    unsigned* w = j < (Vec<DT>::N / 4) ? &v.x : j < 2 * (Vec<DT>::N / 4) ? &v.y : j < 3 * (Vec<DT>::N / 4) ? &v.z : &v.w;
+    if (DT == DT_F32) { *w = __float_as_uint(f); return; }
+    unsigned h = DT == DT_F16 ? (unsigned)f2h(f) : (unsigned)f2bf(f);
+    *w = (j & 1) ? ((*w & 0xffffu) | (h << 16)) : ((*w & 0xffff0000u) | h);
+}

@@ -72,19 +72,6 @@ extern "C" __global__ void copy_strided(const u8* src, u8* dst, int es, int s0, 
     }
 }
 
-// Tiled 2-D transpose of the last two dims for 2- and 4-byte elements: src [rows, cols] -> dst [cols, rows], per batch.
-extern "C" __global__ void transpose2d_b32(const unsigned* src, unsigned* dst, int rows, int cols) {
-    __shared__ unsigned tile[32][33];
-    i64 batch = (i64)blockIdx.z * rows * cols;
-    int x = blockIdx.x * 32 + threadIdx.x, y = blockIdx.y * 32 + threadIdx.y;
-    for (int j = 0; j < 32; j += 8)
-        if (x < cols && y + j < rows) tile[threadIdx.y + j][threadIdx.x] = src[batch + (i64)(y + j) * cols + x];
-    __syncthreads();
-    x = blockIdx.y * 32 + threadIdx.x; y = blockIdx.x * 32 + threadIdx.y;
-    for (int j = 0; j < 32; j += 8)
-        if (x < rows && y + j < cols) dst[batch + (i64)(y + j) * rows + x] = tile[threadIdx.x][threadIdx.y + j];
-}
-
 // 16-byte loads and stores, several in flight per thread (device copy at the bandwidth limit).
 extern "C" __global__ void copy_vec16(const uint4* __restrict__ src, uint4* __restrict__ dst, i64 n16) {
     i64 stride = global_stride();
@@ -97,3 +84,21 @@ extern "C" __global__ void copy_vec16(const uint4* __restrict__ src, uint4* __re
 }
 
 extern "C" __global__ void empty_kernel() {}
+
+// Tiled transpose of the last two dimensions: src [batch, rows, cols] -> dst [batch, cols, rows] (256 threads as 32x8).
+template <typename T> __device__ void transpose_tile(const T* src, T* dst, int rows, int cols) {
+    __shared__ T tile[32][33];
+    int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    i64 batch = (i64)blockIdx.z * rows * cols;
+    int x = blockIdx.x * 32 + tx, y = blockIdx.y * 32 + ty;
+    for (int j = 0; j < 32; j += 8)
+        if (x < cols && y + j < rows) tile[ty + j][tx] = src[batch + (i64)(y + j) * cols + x];
+    __syncthreads();
+    x = blockIdx.y * 32 + tx;
+    y = blockIdx.x * 32 + ty;
+    for (int j = 0; j < 32; j += 8)
+        if (x < rows && y + j < cols) dst[batch + (i64)(y + j) * rows + x] = tile[tx][ty + j];
+}
+extern "C" __global__ void transpose_b8(const u8* s, u8* d, int rows, int cols) { transpose_tile<u8>(s, d, rows, cols); }
+extern "C" __global__ void transpose_b16(const u16* s, u16* d, int rows, int cols) { transpose_tile<u16>(s, d, rows, cols); }
+extern "C" __global__ void transpose_b32(const unsigned* s, unsigned* d, int rows, int cols) { transpose_tile<unsigned>(s, d, rows, cols); }

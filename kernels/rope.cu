@@ -16,10 +16,12 @@ template <int DT> __device__ void rope_impl(const void* x, const int* pos, const
             bool first;
             if (layout == 0) { k = e < half ? e : e - half; i1 = k; i2 = k + half; first = e < half; }
             else { k = e >> 1; i1 = 2 * k; i2 = 2 * k + 1; first = (e & 1) == 0; }
-            double s, c;
-            sincos((double)p * (double)invf[k], &s, &c);
+            // angle in double, reduced to [-pi, pi] in double, then the float sine and cosine (accurate to ~1e-7)
+            double ang = (double)p * (double)invf[k];
+            ang -= rint(ang * 0.15915494309189535) * 6.283185307179586;
+            float sf, cf;
+            sincosf((float)ang, &sf, &cf);
             float x1 = ldf<DT>(x, base + i1), x2 = ldf<DT>(x, base + i2);
-            float cf = (float)c, sf = (float)s;
             v = first ? x1 * cf - x2 * sf : x2 * cf + x1 * sf;
         }
         stf<DT>(out, i, v);

@@ -34,6 +34,22 @@ public static class Program
 
     private static int Run(string[] args)
     {
+        if (args.Contains("--self-test"))
+        {
+            // The summary and table from made-up numbers (no GPU): checks the JSON shape before a GPU run.
+            var fake = new[]
+            {
+                new BenchmarkResult { Suite = "Memory", Name = "device copy", Value = 4200, Unit = "GB/s", PeakValue = 4800, MedianMs = 0.5, GpuName = "Test GPU", CudaDriverVersion = "13.0" },
+                new BenchmarkResult { Suite = "Gemm", Name = "bf16 gemm 8192x8192x8192", Size = "8192x8192x8192", Value = 780, Unit = "TFLOP/s", PeakValue = 989.4, MedianMs = 1.4, GpuName = "Test GPU", CudaDriverVersion = "13.0" },
+            };
+            var pb = JsonNode.Parse("""{"env":{"torch":"x"},"results":{"copy":{"name":"torch copy_","value":4210.0,"median_ms":0.5},"gemm_bf16":{"name":"failed: X","value":null}}}""");
+            var pa = JsonNode.Parse("""{"env":{"torch":"x"},"results":{"copy":{"name":"torch copy_","value":4230.0,"median_ms":0.5},"gemm_bf16":{"name":"torch.matmul","value":790.0}}}""");
+            var sum = Summarize(fake, pb, pa, null);
+            PrintTable(fake, sum);
+            Console.WriteLine(sum.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }
+
         bool quick = args.Contains("--quick");
         bool peer = !args.Contains("--no-peer");
         int device = int.Parse(Arg(args, "--device") ?? "0", CultureInfo.InvariantCulture);
@@ -45,6 +61,19 @@ public static class Program
             : suiteArg.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => Enum.Parse<BenchmarkSuite>(s, true)).ToArray();
         Directory.CreateDirectory(outDir);
 
+        long copyBytes = quick ? 256L << 20 : 1L << 30;
+        int gemmSize = Arg(args, "--gemm-sizes") is { } g0 ? g0.Split(',').Select(int.Parse).Max() : quick ? 4096 : 8192;
+        int peerReps = quick ? 10 : 50;
+        // The peer runs before and after ours (the mean is compared), so drift in temperature or clocks over the
+        // run cannot favour either side.
+        JsonNode? peerBefore = null;
+        string? peerError = null;
+        if (peer)
+        {
+            (peerBefore, peerError) = RunPeer(python, device, copyBytes, gemmSize, peerReps);
+            if (peerError is not null) Console.Error.WriteLine($"gpuops-bench: peer (before) failed: {peerError}");
+        }
+
         var op = new InvokeBenchmarkOperation { Suite = suites, Device = device, Quick = quick };
         if (Arg(args, "--gemm-sizes") is { } gs) op.GemmSizes = gs.Split(',').Select(int.Parse).ToArray();
         var host = new ConsoleBenchHost();
@@ -54,22 +83,19 @@ public static class Program
         var first = op.Results.FirstOrDefault() ?? throw new GpuOpsException("BenchmarkEmpty", ErrorCategory.InvalidResult, "The benchmark produced no results.");
         string stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHHmmssZ", CultureInfo.InvariantCulture);
         string gpuTag = first.GpuName.Replace("NVIDIA ", "").Replace(' ', '-').ToLowerInvariant();
-        var json = new JsonSerializerOptions { WriteIndented = true };
+        var json = new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         File.WriteAllText(Path.Combine(outDir, $"bench-full-{gpuTag}-{stamp}.json"), JsonSerializer.Serialize(op.Results, json));
 
-        JsonNode? peerJson = null;
-        string? peerError = null;
-        if (peer)
+        JsonNode? peerAfter = null;
+        if (peer && peerError is null)
         {
-            long copyBytes = quick ? 256L << 20 : 1L << 30;
-            int gemm = op.Results.Where(r => r.Suite == "Gemm").Select(r => int.Parse(r.Size.Split('x')[0], CultureInfo.InvariantCulture)).DefaultIfEmpty(8192).Max();
-            (peerJson, peerError) = RunPeer(python, device, copyBytes, gemm, quick ? 10 : 50);
-            if (peerError is not null) Console.Error.WriteLine($"gpuops-bench: peer failed: {peerError}");
+            (peerAfter, peerError) = RunPeer(python, device, copyBytes, gemmSize, peerReps);
+            if (peerError is not null) Console.Error.WriteLine($"gpuops-bench: peer (after) failed: {peerError}");
         }
 
-        var summary = Summarize(op.Results, peerJson, peerError);
+        var summary = Summarize(op.Results, peerBefore, peerAfter, peerError);
         string path = Path.Combine(outDir, $"bench-{gpuTag}-{stamp}.json");
-        File.WriteAllText(path, summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(path, summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
         PrintTable(op.Results, summary);
         Console.WriteLine($"wrote {path}");
         return peer && peerError is not null ? 3 : 0;
@@ -99,16 +125,19 @@ public static class Program
         return line is null ? (null, "the peer printed no JSON") : (JsonNode.Parse(line), null);
     }
 
-    private static JsonObject Summarize(IReadOnlyList<BenchmarkResult> results, JsonNode? peer, string? peerError)
+    private static JsonObject Summarize(IReadOnlyList<BenchmarkResult> results, JsonNode? peerBefore, JsonNode? peerAfter, string? peerError)
     {
         var first = results[0];
         var rows = new JsonArray();
+        var peer = peerBefore ?? peerAfter;
+        static double? V(JsonNode? p, string key) => p?["results"]?[key]?["value"] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
         JsonNode? P(string key) => peer?["results"]?[key];
         void Row(string name, string unit, BenchmarkResult? ours, string peerKey, string target, double? targetRatio)
         {
             if (ours is null) return;
-            double? pv = P(peerKey)?["value"]?.GetValue<double>();
-            string? pn = P(peerKey)?["name"]?.GetValue<string>();
+            double? b = V(peerBefore, peerKey), a = V(peerAfter, peerKey);
+            double? pv = b is not null && a is not null ? (b + a) / 2 : b ?? a;
+            string? pn = (b is null && a is not null ? peerAfter : peerBefore ?? peerAfter)?["results"]?[peerKey]?["name"]?.GetValue<string>();
             var o = new JsonObject
             {
                 ["name"] = name,
@@ -123,6 +152,8 @@ public static class Program
                 ["ours_median_ms"] = Math.Round(ours.MedianMs, 5),
                 ["ours_min_ms"] = Math.Round(ours.MinMs, 5),
                 ["ours_max_ms"] = Math.Round(ours.MaxMs, 5),
+                ["peer_before"] = b is null ? null : Math.Round(b.Value, 2),
+                ["peer_after"] = a is null ? null : Math.Round(a.Value, 2),
                 ["peer_median_ms"] = P(peerKey)?["median_ms"]?.GetValue<double>(),
                 ["target"] = target,
             };
@@ -138,6 +169,7 @@ public static class Program
         Row("host to device, pinned", "GB/s", R("Memory", "host to device (pinned)"), "h2d_pinned", "", null);
         Row("device to host, pinned", "GB/s", R("Memory", "device to host (pinned)"), "d2h_pinned", "", null);
         Row($"bf16 gemm {sz}", "TFLOP/s", R("Gemm", $"bf16 gemm {sz}"), "gemm_bf16", "ours >= 98% of torch.matmul", 0.98);
+        Row($"bf16 gemm {sz}, B as [N,K] (TN)", "TFLOP/s", R("Gemm", $"bf16 gemm {sz} (B as [N,K])"), "gemm_bf16", "", null);
         Row($"f16 gemm {sz}", "TFLOP/s", R("Gemm", $"f16 gemm {sz}"), "gemm_f16", "", null);
         Row($"tf32 gemm {sz}", "TFLOP/s", R("Gemm", $"tf32 gemm {sz}"), "gemm_tf32", "", null);
         Row($"f8e4m3 gemm {sz}", "TFLOP/s", R("Gemm", $"f8e4m3 gemm {sz}"), "gemm_fp8", "", null);
@@ -152,7 +184,7 @@ public static class Program
             ["cublaslt"] = first.CublasLtVersion,
             ["nvrtc"] = first.NvrtcVersion,
             ["peer_env"] = peer?["env"]?.DeepClone(),
-            ["method"] = "median of per-run CUDA event times after warm-up; random inputs rotated between 2 sets; copy GB/s counts bytes read + written; GEMM TFLOP/s counts 2MNK",
+            ["method"] = "median of per-run CUDA event times after warm-up; random full-entropy inputs rotated between 2 sets; copy GB/s counts bytes read + written; GEMM TFLOP/s counts 2MNK, each GEMM measurement starts after 1 s idle; the peer (PyTorch) runs before and after ours and 'peer' is the mean of the two",
             ["results"] = rows,
             ["all"] = JsonSerializer.SerializeToNode(results.Select(r => new
             {

@@ -147,6 +147,33 @@ public sealed unsafe class CudaBackend : IComputeBackend
         _ => throw GpuOpsException.InvalidArgument("UnsupportedDType", $"{DTypes.Name(t)} is not a float kernel type."),
     };
 
+    private Tensor? _scratch;
+
+    /// <summary>
+    /// A device workspace of at least <paramref name="bytes"/> (kept and grown; freed with the backend). Kernels that
+    /// need one allocate it on first use: run them once before capturing a graph.
+    /// </summary>
+    public ulong Scratch(long bytes)
+    {
+        if (_scratch is null || _scratch.IsDisposed || _scratch.ByteLength < bytes)
+        {
+            if (_scratch is { IsDisposed: false })
+            {
+                Context.Synchronize();
+                _scratch.Dispose();
+            }
+
+            _scratch = Allocate(DType.U8, [(int)Math.Max(bytes, 1 << 20)], "workspace");
+        }
+
+        return Ptr(_scratch);
+    }
+
+    /// <summary>Elements per 16-byte vector (f32: 4, f16/bf16: 8).</summary>
+    private static int VecLanes(DType t) => t == DType.F32 ? 4 : 8;
+
+    private static bool Aligned16(params Tensor[] ts) => ts.All(t => (Ptr(t) & 15) == 0);
+
     private static long RowsOf(Tensor t) => t.Rank == 0 ? 1 : t.ElementCount / Math.Max(1, t.Dim(-1));
 
     private static int RowBlock(int n) => n >= 1024 ? 1024 : n >= 512 ? 512 : n >= 256 ? 256 : 128;
@@ -215,6 +242,15 @@ public sealed unsafe class CudaBackend : IComputeBackend
         ComputeChecks.SameDType("RmsNorm", x, destination);
         int n = x.Dim(-1);
         ComputeChecks.Elements(weight, n, "RmsNorm");
+        int lanes = VecLanes(x.DType);
+        if (weight.DType == x.DType && n % lanes == 0 && Aligned16(x, weight, destination))
+        {
+            int nv = n / lanes;
+            int block = Math.Clamp((nv + 31) / 32 * 32, 64, 1024);
+            Launch("norm.cu", "rmsnorm_vec_" + Suffix(x.DType), ((int)RowsOf(x), 1, 1), block, 0, Ptr(x), Ptr(weight), Ptr(destination), n, eps);
+            return;
+        }
+
         Launch("norm.cu", "rmsnorm_" + Suffix(x.DType), ((int)RowsOf(x), 1, 1), RowBlock(n), 0, Ptr(x), Ptr(weight), (int)weight.DType, Ptr(destination), n, eps);
     }
 
@@ -257,6 +293,14 @@ public sealed unsafe class CudaBackend : IComputeBackend
         ComputeChecks.SameShape(gate, up, "SiluMul");
         ComputeChecks.SameShape(gate, destination, "SiluMul");
         long n = gate.ElementCount;
+        int lanes = VecLanes(gate.DType);
+        if (n % lanes == 0 && Aligned16(gate, up, destination))
+        {
+            long nv = n / lanes;
+            Launch("silu_mul.cu", "silu_mul_vec_" + Suffix(gate.DType), (GridFor(nv), 1, 1), 256, 0, Ptr(gate), Ptr(up), Ptr(destination), nv);
+            return;
+        }
+
         Launch("silu_mul.cu", "silu_mul_" + Suffix(gate.DType), (GridFor(n), 1, 1), 256, 0, Ptr(gate), Ptr(up), Ptr(destination), n);
     }
 
@@ -303,6 +347,20 @@ public sealed unsafe class CudaBackend : IComputeBackend
         if (kCache.Shape[0] != b || kCache.Shape[3] != d || hkv == 0 || hq % hkv != 0)
             throw GpuOpsException.InvalidArgument("ShapeMismatch", $"AttentionDecode: {q.Describe()} and {kCache.Describe()} do not match (heads must group evenly).");
         ComputeChecks.Elements(lengths, b, "AttentionDecode");
+        int group = hq / hkv;
+        if (d % 32 == 0 && d / 32 is 2 or 4 or 8 && group <= 8)
+        {
+            // split-K decode: K/V read once per kv head for the whole query group, the keys split over enough blocks
+            // to fill the GPU, then the partial softmaxes merged
+            int splits = Math.Clamp((2 * Context.MultiprocessorCount + hkv * b - 1) / (hkv * b), 1, Math.Max(1, (maxT + 63) / 64));
+            int chunk = (maxT + splits - 1) / splits;
+            ulong part = Scratch((long)b * hq * splits * (d + 2) * 4);
+            Launch("attention.cu", $"attn_decode_split_{Suffix(q.DType)}_r{d / 32}", (hkv, b, splits), 128, 0,
+                Ptr(q), Ptr(kCache), Ptr(vCache), Ptr(lengths), part, hq, hkv, maxT, chunk, scale);
+            Launch("attention.cu", "attn_decode_combine_" + Suffix(q.DType), (hq, b, 1), d, 0, part, Ptr(destination), hq, d, splits);
+            return;
+        }
+
         int smem = (d + 33 + maxT) * 4;
         Launch("attention.cu", "attention_" + Suffix(q.DType), (hq, b, 1), 128, smem,
             Ptr(q), Ptr(kCache), Ptr(vCache), Ptr(destination), Ptr(lengths), 1, hq, hkv, d, maxT, scale);
@@ -351,6 +409,13 @@ public sealed unsafe class CudaBackend : IComputeBackend
         }
 
         if (source.DType == DType.I4) throw GpuOpsException.InvalidArgument("UnsupportedDType", "Copy: strided int4 is not supported.");
+        if (IsLastTwoTransposed(source, out int rows, out int cols, out int batch) && DTypes.Bits(source.DType) is 8 or 16 or 32 && batch <= 65535)
+        {
+            string kn = DTypes.Bits(source.DType) switch { 8 => "transpose_b8", 16 => "transpose_b16", _ => "transpose_b32" };
+            Launch("elementwise.cu", kn, ((cols + 31) / 32, (rows + 31) / 32, batch), 256, 0, Ptr(source), Ptr(destination), rows, cols);
+            return;
+        }
+
         var s = new int[4];
         var st = new long[4];
         int pad = 4 - source.Rank;
@@ -363,6 +428,31 @@ public sealed unsafe class CudaBackend : IComputeBackend
         long n = source.ElementCount;
         Launch("elementwise.cu", "copy_strided", (GridFor(n), 1, 1), 256, 0, Ptr(source), Ptr(destination), DTypes.Bits(source.DType) / 8,
             s[0], s[1], s[2], s[3], st[0], st[1], st[2], st[3], n);
+    }
+
+    /// <summary>
+    /// True when <paramref name="t"/> is a contiguous [batch..., rows, cols] tensor viewed with its last two dimensions
+    /// swapped (shape [..., cols, rows], strides [..., 1, cols]).
+    /// </summary>
+    private static bool IsLastTwoTransposed(Tensor t, out int rows, out int cols, out int batch)
+    {
+        rows = cols = batch = 0;
+        int r = t.Rank;
+        if (r < 2) return false;
+        cols = t.Shape[r - 2];
+        rows = t.Shape[r - 1];
+        if (t.Strides[r - 2] != 1 || t.Strides[r - 1] != cols || rows < 2 || cols < 2) return false;
+        long expect = (long)rows * cols;
+        long nb = 1;
+        for (int i = r - 3; i >= 0; i--)
+        {
+            if (t.Shape[i] != 1 && t.Strides[i] != expect) return false;
+            expect *= t.Shape[i];
+            nb *= t.Shape[i];
+        }
+
+        batch = (int)Math.Min(nb, int.MaxValue);
+        return true;
     }
 
     public void MatMul(Tensor a, Tensor b, Tensor destination, MatMulOptions? options = null)

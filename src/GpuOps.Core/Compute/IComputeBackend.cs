@@ -103,7 +103,8 @@ public interface IComputeBackend : IDisposable
 
     /// <summary>
     /// Decode attention: q [B, Hq, D] against caches k and v [B, MaxT, Hkv, D], where sequence b uses positions
-    /// 0..lengths[b]-1 (lengths i32 [B]); dst [B, Hq, D].
+    /// 0..lengths[b]-1 (lengths i32 [B]); dst [B, Hq, D]. The CUDA backend splits the keys over blocks and keeps the
+    /// partial results in a workspace it allocates on first use: call it once before capturing it in a graph.
     /// </summary>
     void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor lengths, Tensor destination, float scale);
 

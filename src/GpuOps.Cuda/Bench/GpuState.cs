@@ -69,20 +69,62 @@ public static unsafe class GpuState
 public sealed record EnergySample(double? Joules, double? Seconds, double? AveragePowerWatts, string? Method);
 
 /// <summary>
-/// THE one place where a benchmark opens an energy-measurement window: <see cref="Start"/> before the timed
-/// runs, <see cref="Stop"/> after them. Wire the NVML energy window here
-/// (<c>GpuOps.Nvml.EnergyWindow.TryStart(new[] { gpuIndex })</c> → <c>.Stop()</c> → the reading of this GPU:
-/// Joules, Seconds, AveragePowerWatts, Method). Until then it measures nothing and results carry null energy.
+/// THE one place where a benchmark opens an energy-measurement window: <see cref="Start"/> before the timed runs,
+/// <see cref="Stop"/> after them, through the NVML energy window (<see cref="GpuOps.Nvml.EnergyWindow"/>; the reading
+/// of this GPU is found by UUID, so CUDA ordinals and NVML indices need not agree). Without NVML, or when the window is
+/// too short for the energy counter to resolve, the sample is empty and results carry null energy.
 /// </summary>
 public sealed class BenchmarkEnergyWindow
 {
-    private readonly int _gpuIndex;
+    /// <summary>Windows shorter than this are not reported (the energy counter updates too coarsely).</summary>
+    public static readonly TimeSpan MinimumWindow = TimeSpan.FromMilliseconds(100);
 
-    private BenchmarkEnergyWindow(int gpuIndex) => _gpuIndex = gpuIndex;
+    private readonly string? _uuid;
+    private readonly GpuOps.Nvml.EnergyWindow? _window;
 
-    public static BenchmarkEnergyWindow Start(int gpuIndex) => new(gpuIndex);
+    private BenchmarkEnergyWindow(string? uuid, GpuOps.Nvml.EnergyWindow? window)
+    {
+        _uuid = uuid;
+        _window = window;
+    }
 
-    public EnergySample Stop() => new(null, null, null, null);
+    public static BenchmarkEnergyWindow Start(int gpuIndex, string? uuid = null)
+    {
+        GpuOps.Nvml.EnergyWindow? w = null;
+        try
+        {
+            w = GpuOps.Nvml.EnergyWindow.TryStart(uuid is null ? [gpuIndex] : null);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // energy is optional: a benchmark never fails for want of it
+        }
 
-    public override string ToString() => $"energy window for GPU {_gpuIndex}";
+        return new BenchmarkEnergyWindow(uuid, w);
+    }
+
+    /// <summary>True when an NVML window is open (energy can be measured on this machine).</summary>
+    public bool IsMeasuring => _window is not null;
+
+    public EnergySample Stop()
+    {
+        if (_window is null) return new(null, null, null, null);
+        try
+        {
+            var readings = _window.Stop();
+            var r = _uuid is null ? readings.FirstOrDefault() : readings.FirstOrDefault(x => string.Equals(x.Uuid, _uuid, StringComparison.OrdinalIgnoreCase));
+            if (r is null) return new(null, null, null, null);
+            if (r.Seconds < MinimumWindow.TotalSeconds)
+                return new(null, r.Seconds, null, $"{r.Method}: window {r.Seconds * 1000:0} ms, too short to measure");
+            return new(r.Joules, r.Seconds, r.AveragePowerWatts, r.Method);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            return new(null, null, null, "energy window failed: " + ex.Message);
+        }
+        finally
+        {
+            _window.Dispose();
+        }
+    }
 }

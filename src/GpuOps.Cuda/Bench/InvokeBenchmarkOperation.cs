@@ -88,7 +88,11 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
 
     // ------------------------------------------------------------------ timing
 
-    private sealed record Stat(double Median, double Min, double Max, int N, EnergySample Energy);
+    /// <summary>Timing statistics; <see cref="Energy"/> was measured over <see cref="EnergyRuns"/> runs.</summary>
+    private sealed record Stat(double Median, double Min, double Max, int N, EnergySample Energy, int EnergyRuns);
+
+    /// <summary>Energy windows last at least this long (the counter's resolution), with extra runs when the timed ones are shorter.</summary>
+    private static readonly TimeSpan EnergyWindowLength = TimeSpan.FromMilliseconds(300);
 
     /// <summary>
     /// Warm up, then time each of <paramref name="reps"/> runs with a pair of events; <paramref name="run"/> gets the
@@ -106,7 +110,7 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
         try
         {
             for (int i = 0; i < n; i++) { starts[i] = ctx.CreateEvent(); stops[i] = ctx.CreateEvent(); }
-            var energy = BenchmarkEnergyWindow.Start(Device);
+            var energy = BenchmarkEnergyWindow.Start(Device, _be.Context.Uuid);
             for (int i = 0; i < n; i++)
             {
                 starts[i].Record(ctx.Stream);
@@ -121,7 +125,18 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
             Array.Sort(ms);
             double median = n % 2 == 1 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
             if (!(median > 0)) throw new GpuOpsException("BenchmarkInvalid", ErrorCategory.InvalidResult, "A benchmark timed 0 ms: the work did not run.");
-            return new Stat(median, ms[0], ms[^1], n, e);
+            int energyRuns = n;
+            if (e.Joules is null && energy.IsMeasuring && e.Method is not null && !e.Method.StartsWith("energy window failed", StringComparison.Ordinal))
+            {
+                // the timed runs were too short for the energy counter: a separate window of back-to-back runs
+                energyRuns = (int)Math.Clamp(Math.Ceiling(EnergyWindowLength.TotalMilliseconds / median), 1, 20000);
+                var again = BenchmarkEnergyWindow.Start(Device, _be.Context.Uuid);
+                for (int i = 0; i < energyRuns; i++) run(w + n + i);
+                ctx.Synchronize();
+                e = again.Stop();
+            }
+
+            return new Stat(median, ms[0], ms[^1], n, e, energyRuns);
         }
         finally
         {
@@ -136,7 +151,7 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
         unit ??= flops > 0 ? "TFLOP/s" : "GB/s";
         value ??= unit == "TFLOP/s" ? flops / (s.Median * 1e-3) / 1e12 : bytes / (s.Median * 1e-3) / 1e9;
         var state = GpuState.Read(_be.Context.Uuid);
-        double? perRun = s.Energy.Joules is { } j ? j / s.N : null;
+        double? perRun = s.Energy.Joules is { } j ? j / s.EnergyRuns : null;
         var r = new BenchmarkResult
         {
             Suite = suite, Name = name, Operation = operation, DType = dtype, Size = size, Bytes = bytes, Flops = flops,
@@ -272,7 +287,7 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                 }
 
                 var d = _be.Allocate(ComputeChecks.MatMulOutput(dt), [m, n], "D");
-                string notes = $"random inputs in 2 rotated sets; workspace {CublasLtMatmul.DefaultWorkspaceBytes >> 20} MiB; layout {(tb ? "TN" : "NN")} (column-major view)";
+                string notes = $"random inputs in 2 rotated sets; 1 s idle before the warm-up (GEMMs reach the power limit; the peer does the same); workspace {CublasLtMatmul.DefaultWorkspaceBytes >> 20} MiB; layout {(tb ? "TN" : "NN")} (column-major view)";
                 if (Autotune)
                 {
                     var (tried, chosen) = _be.Blas.Autotune(dt, CudaBackend.Ptr(a[0]), CudaBackend.Ptr(b[0]), CudaBackend.Ptr(d), m, n, k, opt, 0);
@@ -280,6 +295,7 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                 }
                 else notes += "; the heuristic's first algorithm";
 
+                Idle();
                 var s = Time(i => _be.MatMul(a[i % sets], b[i % sets], d, opt), reps: Quick ? 10 : Math.Min(Repeats, size >= 8192 ? 30 : 50));
                 double flops = 2.0 * m * n * k;
                 double? peak = sheet is null ? null : type switch
@@ -295,9 +311,41 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
                 Emit("Gemm", $"{type} gemm {m}x{n}x{k}", $"cublasLtMatmul {type}{(tb ? " TN" : " NN")}", type, $"{m}x{n}x{k}", s, flops: flops, unit: unit,
                     value: flops / (s.Median * 1e-3) / 1e12, peak: peak,
                     peakBasis: peak is null ? "no datasheet rate known" : $"dense datasheet {type} rate {peak} {unit} ({sheet!.Part})", notes: notes);
+                if (type == "bf16" && size == sizes.Max())
+                {
+                    // the layout of a Linear layer's weight ([N, K]), as prefill uses it
+                    var bt = new Tensor[sets];
+                    for (int i = 0; i < sets; i++)
+                    {
+                        bt[i] = _be.Allocate(dt, [n, k], "Bt" + i);
+                        _be.FillUniform(bt[i], (ulong)(300 + i), -1, 1);
+                    }
+
+                    var optT = new MatMulOptions { TransposeB = true };
+                    string notesT = notes.Replace("layout NN", "layout TN");
+                    if (Autotune)
+                    {
+                        var (tried, chosen) = _be.Blas.Autotune(dt, CudaBackend.Ptr(a[0]), CudaBackend.Ptr(bt[0]), CudaBackend.Ptr(d), m, n, k, optT, 0);
+                        notesT = $"random inputs in 2 rotated sets; 1 s idle before the warm-up; layout TN; fastest of the heuristic's top {tried} algorithms (#{chosen})";
+                    }
+
+                    Idle();
+                    var st = Time(i => _be.MatMul(a[i % sets], bt[i % sets], d, optT), reps: Quick ? 10 : Math.Min(Repeats, size >= 8192 ? 30 : 50));
+                    Emit("Gemm", $"{type} gemm {m}x{n}x{k} (B as [N,K])", $"cublasLtMatmul {type} TN", type, $"{m}x{n}x{k}", st, flops: flops, unit: unit,
+                        value: flops / (st.Median * 1e-3) / 1e12, peak: peak,
+                        peakBasis: peak is null ? "no datasheet rate known" : $"dense datasheet {type} rate {peak} {unit} ({sheet!.Part})", notes: notesT);
+                }
+
                 _be.Pool.FreeAll();
             }
         }
+    }
+
+    /// <summary>Let the GPU leave the power limit before a GEMM measurement (autotuning just ran it hot).</summary>
+    private void Idle()
+    {
+        _be.Synchronize();
+        Thread.Sleep(Quick ? 200 : 1000);
     }
 
     // ------------------------------------------------------------------ Launch
@@ -400,8 +448,19 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
         len.CopyFrom<int>(Enumerable.Repeat(maxT, b).ToArray());
         var o = _be.Allocate(DType.BF16, [b, hq, d]);
         long bytes = 2L * b * maxT * hkv * d * 2;
-        Family("Attention", "decode attention (GQA 32/8)", "attention_bf16 decode", "bf16", $"B{b} T{maxT} Hq{hq} Hkv{hkv} D{d}", bytes,
-            _ => _be.AttentionDecode(q, k, v, len, o, 1 / MathF.Sqrt(d)), "KV cache bytes read once per step counted; reference-speed kernel (one block per query head)");
+        Family("Attention", "decode attention (GQA 32/8)", "attn_decode_split_bf16_r4 + combine", "bf16", $"B{b} T{maxT} Hq{hq} Hkv{hkv} D{d}", bytes,
+            _ => _be.AttentionDecode(q, k, v, len, o, 1 / MathF.Sqrt(d)), "KV cache bytes read once per step counted (split-K over the keys, one pass per kv head)");
+        // batch 1, as a decode step of one sequence runs it (several layers' caches rotated past the L2)
+        const int layers = 4;
+        var k1 = Enumerable.Range(0, layers).Select(i => Rand(DType.BF16, [1, maxT, hkv, d], (ulong)(10 + i))).ToArray();
+        var v1 = Enumerable.Range(0, layers).Select(i => Rand(DType.BF16, [1, maxT, hkv, d], (ulong)(20 + i))).ToArray();
+        var q1 = Rand(DType.BF16, [1, hq, d], 30);
+        var len1 = _be.Allocate(DType.I32, [1]);
+        len1.CopyFrom<int>([maxT]);
+        var o1 = _be.Allocate(DType.BF16, [1, hq, d]);
+        Family("Attention", "decode attention, batch 1 (GQA 32/8)", "attn_decode_split_bf16_r4 + combine", "bf16", $"B1 T{maxT} Hq{hq} Hkv{hkv} D{d}",
+            2L * maxT * hkv * d * 2, i => _be.AttentionDecode(q1, k1[i % layers], v1[i % layers], len1, o1, 1 / MathF.Sqrt(d)),
+            $"{layers} caches rotated (as {layers} layers); 16 MiB per step: launch and latency weigh");
         int t = Quick ? 512 : 2048;
         var qp = Rand(DType.BF16, [1, t, hq, d], 4);
         var kp = Rand(DType.BF16, [1, t, hkv, d], 5);

@@ -205,8 +205,15 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     /// Time the heuristic's top candidates (each the median of <paramref name="repeats"/> runs after warm-up) and keep
     /// the fastest for this shape. Returns (candidates tried, index chosen).
     /// </summary>
-    public (int Tried, int Chosen) Autotune(DType t, ulong a, ulong b, ulong d, int m, int n, int k, MatMulOptions o, ulong bias, int candidates = 8, int repeats = 5)
+    public (int Tried, int Chosen) Autotune(DType t, ulong a, ulong b, ulong d, int m, int n, int k, MatMulOptions o, ulong bias, int candidates = 32, int repeats = 10)
     {
+        var key = $"{t}|{m}|{n}|{k}|{o.TransposeB}|{o.Epilogue}|{o.AllowTf32}";
+        if (_plans.TryGetValue(key, out var old) && old.Candidates.Length < candidates)
+        {
+            old.Dispose();
+            _plans.Remove(key);
+        }
+
         var plan = GetPlan(t, m, n, k, o, candidates);
         using var start = _ctx.CreateEvent();
         using var stop = _ctx.CreateEvent();
@@ -216,7 +223,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         {
             try
             {
-                Run(plan, c, a, b, d, o, bias, _ctx.Stream, m, n, k);
+                for (int w = 0; w < 3; w++) Run(plan, c, a, b, d, o, bias, _ctx.Stream, m, n, k);
                 var times = new List<float>();
                 for (int r = 0; r < repeats; r++)
                 {

@@ -7,6 +7,7 @@ using Xunit;
 
 namespace GpuOps.Tests.Compute;
 
+[Collection("Cuda")]
 public class BenchmarkTests
 {
     [Fact]
@@ -41,6 +42,15 @@ public class BenchmarkTests
             Assert.DoesNotContain(src.Split('\n'), l => l.TrimStart().StartsWith("#include \"", StringComparison.Ordinal));
             Assert.Contains("extern \"C\" __global__", src);
         }
+    }
+
+    [Fact]
+    public void The_energy_window_never_fails_a_benchmark_and_reports_nothing_for_an_unknown_gpu()
+    {
+        var w = BenchmarkEnergyWindow.Start(0, "GPU-00000000-0000-0000-0000-000000000000");
+        var e = w.Stop();
+        Assert.Null(e.Joules);
+        Assert.Null(e.AveragePowerWatts);
     }
 
     [GpuFact]

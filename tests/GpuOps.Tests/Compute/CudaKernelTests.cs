@@ -168,10 +168,11 @@ public sealed class CudaKernelTests : IDisposable
     [MemberData(nameof(FloatTypes))]
     public void RmsNorm_matches(DType dt)
     {
-        foreach (var cols in new[] { 64, 4096, 5000 })
+        foreach (var (cols, wdt) in new[] { (64, dt), (4096, dt), (5000, dt), (5001, dt), (4096, DType.F32) })
         {
+            // multiples of the vector lanes with a same-dtype weight take the 16-byte kernel, the rest the scalar one
             var x = In(dt, [17, cols], Rand(17 * cols, 4));
-            var w = In(dt, [cols], Rand(cols, 2));
+            var w = In(wdt, [cols], Rand(cols, 2));
             var o = Out(dt, [17, cols]);
             _cpu.RmsNorm(x.C, w.C, o.C, 1e-5f); G.RmsNorm(x.G, w.G, o.G, 1e-5f);
             Close(o, dt, $"rmsnorm {cols}");
@@ -214,12 +215,15 @@ public sealed class CudaKernelTests : IDisposable
     [MemberData(nameof(FloatTypes))]
     public void SiluMul_matches(DType dt)
     {
-        int n = 3 * 14336 + 5;
-        var g = In(dt, [n], Rand(n, 6));
-        var u = In(dt, [n], Rand(n, 3));
-        var o = Out(dt, [n]);
-        _cpu.SiluMul(g.C, u.C, o.C); G.SiluMul(g.G, u.G, o.G);
-        Close(o, dt, "silu_mul");
+        foreach (var n in new[] { 3 * 14336 + 5, 3 * 14336 })
+        {
+            // the first size takes the scalar kernel, the second the 16-byte one
+            var g = In(dt, [n], Rand(n, 6));
+            var u = In(dt, [n], Rand(n, 3));
+            var o = Out(dt, [n]);
+            _cpu.SiluMul(g.C, u.C, o.C); G.SiluMul(g.G, u.G, o.G);
+            Close(o, dt, $"silu_mul n={n}");
+        }
     }
 
     [GpuFact]
@@ -256,7 +260,8 @@ public sealed class CudaKernelTests : IDisposable
     [MemberData(nameof(FloatTypes))]
     public void Decode_attention_against_a_kv_cache_with_grouped_query_heads(DType dt)
     {
-        foreach (var (b, maxT, hq, hkv, d) in new[] { (1, 16, 4, 1, 64), (4, 1000, 32, 8, 128), (3, 4096, 8, 8, 128) })
+        // split-K kernel: head dims 64/128/256 and groups up to 8; the last case (group 16) takes the general kernel
+        foreach (var (b, maxT, hq, hkv, d) in new[] { (1, 16, 4, 1, 64), (4, 1000, 32, 8, 128), (3, 4096, 8, 8, 128), (1, 3000, 32, 8, 128), (2, 300, 16, 2, 256), (2, 100, 32, 2, 64) })
         {
             var q = In(dt, [b, hq, d], Rand(b * hq * d, 2));
             var k = In(dt, [b, maxT, hkv, d], Rand(b * maxT * hkv * d, 2));
@@ -309,6 +314,12 @@ public sealed class CudaKernelTests : IDisposable
                 _cpu.Copy(view.Item1, o.C); G.Copy(view.Item2, o.G);
                 Assert.True(o.C.ToBytes().AsSpan().SequenceEqual(o.G.ToBytes()), $"transpose {a},{b} {DTypes.Name(dt)}");
             }
+
+            // a 2-D transpose with sizes that are not multiples of the 32x32 tile (the tiled kernel)
+            var m2 = In(dt, [45, 77], Rand(45 * 77, 4));
+            var o2 = Out(dt, [77, 45]);
+            _cpu.Copy(m2.C.Transpose(0, 1), o2.C); G.Copy(m2.G.Transpose(0, 1), o2.G);
+            Assert.True(o2.C.ToBytes().AsSpan().SequenceEqual(o2.G.ToBytes()), $"2-D transpose {DTypes.Name(dt)}");
 
             var narrow = (x.C.Narrow(1, 3, 9), x.G.Narrow(1, 3, 9));
             var on = Out(dt, narrow.Item1.Shape);
