@@ -13,9 +13,9 @@ public sealed class GpuModelHandle : IDisposable
 {
     private static int _nextId;
     private static readonly ConcurrentDictionary<int, GpuModelHandle> Loaded = new();
-    private LlamaCpuEngine? _engine;
+    private IInferenceEngine? _engine;
 
-    internal GpuModelHandle(string path, string format, string device, LlamaCpuEngine engine, ITokenizer tokenizer, GenerationDefaults generation)
+    internal GpuModelHandle(string path, string format, string device, IInferenceEngine engine, ITokenizer tokenizer, GenerationDefaults generation)
     {
         Id = Interlocked.Increment(ref _nextId);
         Path = path;
@@ -26,8 +26,9 @@ public sealed class GpuModelHandle : IDisposable
         Tokenizer = tokenizer;
         Generation = generation;
         Config = engine.Config;
-        ParameterCount = engine.Weights.ParameterCount;
-        WeightBytes = ParameterCount * sizeof(float);
+        DType = engine.DType;
+        ParameterCount = engine.ParameterCount;
+        WeightBytes = ParameterCount * (engine.DType == "float32" ? sizeof(float) : 2);
         LoadedAt = DateTimeOffset.Now;
         Loaded[Id] = this;
     }
@@ -43,7 +44,7 @@ public sealed class GpuModelHandle : IDisposable
         Loaded.TryRemove(Id, out _); // not listed: PowerShell may convert a path more than once while binding
     }
 
-    private GpuModelHandle((string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) p)
+    private GpuModelHandle((string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) p)
         : this(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation)
     {
     }
@@ -65,7 +66,7 @@ public sealed class GpuModelHandle : IDisposable
     public string Device { get; }
 
     /// <summary>Compute dtype of the weights in memory.</summary>
-    public string DType => "float32";
+    public string DType { get; }
 
     public string Architecture => Config.Architecture;
 
@@ -91,7 +92,7 @@ public sealed class GpuModelHandle : IDisposable
     public static IReadOnlyList<GpuModelHandle> All => Loaded.Values.OrderBy(h => h.Id).ToList();
 
     /// <summary>The engine; a clear error once the handle has been removed.</summary>
-    public LlamaCpuEngine Engine => _engine ?? throw new GpuOpsException("ModelRemoved", ErrorCategory.InvalidOperation,
+    public IInferenceEngine Engine => _engine ?? throw new GpuOpsException("ModelRemoved", ErrorCategory.InvalidOperation,
         $"Model '{Name}' (handle {Id}) has been removed.", this, recommendedAction: "Import it again with Import-GpuModel.");
 
     public void Dispose()
@@ -129,7 +130,7 @@ public sealed class GpuModelHandle : IDisposable
         return new GpuModelHandle(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation);
     }
 
-    private static (string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
+    private static (string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
         string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
     {
         var (kind, index) = ParseDevice(device);

@@ -241,7 +241,7 @@ public sealed class MeasureGpuInferenceOperation : IOperation
             }
 
             done++;
-            long weightBytes = engine.Weights.WeightBytesPerToken;
+            long weightBytes = engine.WeightBytesPerToken;
             int vocab = engine.Config.VocabSize;
             var rng = new Random(1234);
             int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();

@@ -144,6 +144,19 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
     }
 
     [Fact]
+    public void AFullContextEndsTheSequenceAndATooLongPromptIsAnError()
+    {
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { "You will" }, MaxTokens = 10, MaxContext = 5, IgnoreEos = true }.Execute(host);
+        var r = Assert.Single(host.ObjectsOf<GpuInferenceResult>());
+        Assert.Equal(3, r.GeneratedTokens); // 3 prompt tokens + 2 decoded positions fill 5; the 3rd new token needs no cache
+        Assert.Equal(Greedy(0).NewIds[..3], r.Ids);
+        Assert.Equal("length", r.FinishReason);
+        var ex = Assert.Throws<GpuOpsException>(() => new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { "You will" }, MaxContext = 2 }.Execute(new RecordingHost()));
+        Assert.Equal("PromptTooLong", ex.ErrorId);
+    }
+
+    [Fact]
     public void SeededSamplingIsReproducibleThroughTheOperation()
     {
         int[] Run(int seed)
