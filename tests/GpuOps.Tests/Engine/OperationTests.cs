@@ -171,17 +171,6 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
     }
 
     [Fact]
-    public void APathGivesATemporaryModelThatIsFreedAfterwards()
-    {
-        int before = GpuModelHandle.All.Count;
-        var host = new RecordingHost();
-        new InvokeGpuInferenceOperation { ModelPath = ModelDir, Prompts = new[] { "Love is" }, MaxTokens = 3 }.Execute(host);
-        Assert.Equal(3, Assert.Single(host.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
-        Assert.Equal(before, GpuModelHandle.All.Count(h => h.Path == fx.Handle.Path) + GpuModelHandle.All.Count(h => h.Path != fx.Handle.Path));
-        Assert.DoesNotContain(GpuModelHandle.All, h => h.Transient);
-    }
-
-    [Fact]
     public void PerplexitySubsetIsMarkedAndTooShortTextIsAnError()
     {
         var host = new RecordingHost();
@@ -221,5 +210,32 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
         Assert.Equal(d.TokensPerSecond / d.BoundTokensPerSecond.Value, d.FractionOfBound!.Value, 1e-9);
         Assert.Equal(3 * d.BoundTokensPerSecond.Value, rows[3].BoundTokensPerSecond!.Value, 1e-6 * rows[3].BoundTokensPerSecond!.Value);
         Assert.Equal(12, rows[3].Tokens);
+    }
+}
+
+/// <summary>Tests that count the process-wide list of loaded handles: run alone, not beside other classes that load models.</summary>
+[CollectionDefinition("GpuModelHandleRegistry", DisableParallelization = true)]
+public sealed class GpuModelHandleRegistryCollection
+{
+}
+
+[Collection("GpuModelHandleRegistry")]
+public class HandleRegistryTests
+{
+    [Fact]
+    public void APathGivesATemporaryModelThatIsFreedAfterwards()
+    {
+        var before = GpuModelHandle.All.Select(h => h.Id).ToList();
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { ModelPath = Repo.Data("fortune-llama"), Prompts = new[] { "Love is" }, MaxTokens = 3 }.Execute(host);
+        Assert.Equal(3, Assert.Single(host.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
+        Assert.Equal(before, GpuModelHandle.All.Select(h => h.Id).ToList());
+
+        // A handle made from a path (PowerShell's conversion for -Model <path>) is transient, unlisted, and freed by the operation.
+        var transient = new GpuModelHandle(Repo.Data("fortune-llama"));
+        Assert.True(transient.Transient);
+        Assert.DoesNotContain(transient, GpuModelHandle.All);
+        new InvokeGpuInferenceOperation { Model = transient, Prompts = new[] { "Love is" }, MaxTokens = 2 }.Execute(new RecordingHost());
+        Assert.False(transient.IsLoaded);
     }
 }
