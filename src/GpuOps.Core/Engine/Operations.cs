@@ -38,6 +38,12 @@ public sealed class RemoveGpuModelOperation : IOperation
 
     public void Execute(IOperationHost host)
     {
+        if (Model.IsPathOnly)
+        {
+            host.WriteError(new OperationError("ModelNotLoaded", ErrorCategory.InvalidArgument, $"'{Model.Path}' is a model path, not a loaded model: there is nothing to remove.", Model));
+            return;
+        }
+
         if (!Model.IsLoaded)
         {
             host.WriteError(new OperationError("ModelAlreadyRemoved", ErrorCategory.InvalidOperation, $"Model '{Model.Name}' (handle {Model.Id}) was already removed.", Model));
@@ -55,12 +61,18 @@ internal static class ModelUse
 {
     public static (GpuModelHandle Handle, bool Owned) Resolve(GpuModelHandle? model, string? path, string? device, IOperationHost host)
     {
+        if (model is { IsPathOnly: true })
+        {
+            path = model.Path;
+            model = null;
+        }
+
         if (model is not null)
         {
             _ = model.Engine; // a clear error when removed
             if (device is not null && !string.Equals(GpuModelHandle.ParseDevice(device).Kind, GpuModelHandle.ParseDevice(model.Device).Kind, StringComparison.Ordinal))
                 throw GpuOpsException.InvalidArgument("DeviceMismatch", $"Model '{model.Name}' is loaded on {model.Device}, not {device}.", device);
-            return (model, model.Transient);
+            return (model, false);
         }
 
         if (string.IsNullOrWhiteSpace(path)) throw GpuOpsException.InvalidArgument("NoModel", "Give a model: a handle from Import-GpuModel or a path.");

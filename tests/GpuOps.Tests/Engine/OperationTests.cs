@@ -231,11 +231,19 @@ public class HandleRegistryTests
         Assert.Equal(3, Assert.Single(host.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
         Assert.Equal(before, GpuModelHandle.All.Select(h => h.Id).ToList());
 
-        // A handle made from a path (PowerShell's conversion for -Model <path>) is transient, unlisted, and freed by the operation.
-        var transient = new GpuModelHandle(Repo.Data("fortune-llama"));
-        Assert.True(transient.Transient);
-        Assert.DoesNotContain(transient, GpuModelHandle.All);
-        new InvokeGpuInferenceOperation { Model = transient, Prompts = new[] { "Love is" }, MaxTokens = 2 }.Execute(new RecordingHost());
-        Assert.False(transient.IsLoaded);
+        // A handle made from a path (PowerShell's conversion for -Model <path>) only carries the path: nothing is
+        // loaded or listed until an operation loads it for one command and frees it afterwards.
+        var pathOnly = new GpuModelHandle(Repo.Data("fortune-llama"));
+        Assert.True(pathOnly.IsPathOnly);
+        Assert.False(pathOnly.IsLoaded);
+        Assert.DoesNotContain(pathOnly, GpuModelHandle.All);
+        Assert.Equal("ModelNotLoaded", Assert.Throws<GpuOpsException>(() => pathOnly.Engine).ErrorId);
+        var h = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = pathOnly, Prompts = new[] { "Love is" }, MaxTokens = 2 }.Execute(h);
+        Assert.Equal(2, Assert.Single(h.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
+        Assert.Equal(before, GpuModelHandle.All.Select(x => x.Id).ToList());
+        var rm = new RecordingHost();
+        new RemoveGpuModelOperation { Model = pathOnly }.Execute(rm);
+        Assert.Equal("ModelNotLoaded", Assert.Single(rm.Errors).ErrorId);
     }
 }
