@@ -127,20 +127,8 @@ public sealed class GpuModelHandle : IDisposable
         throw GpuOpsException.InvalidArgument("InvalidDevice", $"Device '{device}' is not one of cpu, cuda, cuda:N.", device);
     }
 
-    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
-    public static bool CudaEngineAvailable => false;
-
-    /// <summary>
-    /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).
-    /// </summary>
-    public static GpuModelHandle Load(string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
-    {
-        var p = LoadParts(path, device, dtype, progress, cancellationToken);
-        return new GpuModelHandle(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation);
-    }
-
-    private static (string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
-        string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    /// <summary>Throws the errors <see cref="Load"/> would give for an unsupported device or dtype.</summary>
+    public static void CheckDevice(string? device, string? dtype)
     {
         var (kind, index) = ParseDevice(device);
         if (kind == "cuda")
@@ -157,7 +145,24 @@ public sealed class GpuModelHandle : IDisposable
                 $"The CPU engine computes in float32; DType '{dtype}' is not supported on the CPU.", dtype,
                 recommendedAction: "Use -DType float32 or auto.");
         }
+    }
 
+    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
+    public static bool CudaEngineAvailable => false;
+
+    /// <summary>
+    /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).
+    /// </summary>
+    public static GpuModelHandle Load(string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    {
+        var p = LoadParts(path, device, dtype, progress, cancellationToken);
+        return new GpuModelHandle(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation);
+    }
+
+    private static (string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
+        string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    {
+        CheckDevice(device, dtype);
         using var bundle = ModelFiles.Open(path);
         var weights = LlamaWeights.Load(bundle.Config, bundle.Weights, progress, cancellationToken);
         return (bundle.Path, bundle.Format, "cpu", new LlamaCpuEngine(weights), bundle.Tokenizer, bundle.Generation);

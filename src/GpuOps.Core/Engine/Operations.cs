@@ -30,6 +30,18 @@ public sealed class ImportGpuModelOperation : IOperation
     }
 }
 
+/// <summary>
+/// Checks a device and dtype before any model is loaded (Import-GpuModel runs it once, as a terminating check,
+/// so an unsupported device stops the command instead of failing each piped path).
+/// </summary>
+public sealed class CheckInferenceDeviceOperation : IOperation
+{
+    public string Device { get; init; } = "cpu";
+    public string DType { get; init; } = "auto";
+
+    public void Execute(IOperationHost host) => GpuModelHandle.CheckDevice(Device, DType);
+}
+
 /// <summary>Remove-GpuModel: free a loaded model.</summary>
 public sealed class RemoveGpuModelOperation : IOperation
 {

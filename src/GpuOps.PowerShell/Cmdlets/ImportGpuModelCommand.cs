@@ -28,6 +28,9 @@ public sealed class ImportGpuModelCommand : GpuOpsCmdlet
     [ValidateSet("auto", "float32", "bfloat16", "float16")]
     public string DType { get; set; } = "auto";
 
+    /// <summary>An unsupported device or dtype stops the command (terminating), before any path is read.</summary>
+    protected override void BeginProcessing() => Run(new CheckInferenceDeviceOperation { Device = Device, DType = DType });
+
     protected override void ProcessRecord() =>
         RunForItem(new ImportGpuModelOperation { Path = GetUnresolvedProviderPathFromPSPath(Path), Device = Device, DType = DType });
 }

@@ -67,6 +67,9 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
         var ex = Assert.Throws<GpuOpsException>(() => new ImportGpuModelOperation { Path = ModelDir, Device = device, DType = dtype }.Execute(new RecordingHost()));
         Assert.Equal(id, ex.ErrorId);
         Assert.DoesNotContain('\n', ex.Message);
+        // The same error from the up-front check Import-GpuModel runs as a terminating error.
+        var early = Assert.Throws<GpuOpsException>(() => new CheckInferenceDeviceOperation { Device = device, DType = dtype }.Execute(new RecordingHost()));
+        Assert.Equal(id, early.ErrorId);
     }
 
     [Fact]
