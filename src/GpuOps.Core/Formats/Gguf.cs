@@ -31,13 +31,15 @@ public sealed class GgufFile : IDisposable
     public const int MaxDims = 4;
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
-    private readonly MappedFile _file;
+    private readonly IByteSource _file;
+    private readonly string _path;
     private readonly Dictionary<string, object> _metadata;
     private readonly Dictionary<string, GgufTensor> _tensors;
 
-    private GgufFile(MappedFile file, uint version, Dictionary<string, object> metadata, List<GgufTensor> tensors, long alignment, long dataStart)
+    private GgufFile(IByteSource file, string path, uint version, Dictionary<string, object> metadata, List<GgufTensor> tensors, long alignment, long dataStart)
     {
         _file = file;
+        _path = path;
         Version = version;
         _metadata = metadata;
         Tensors = tensors;
@@ -46,12 +48,16 @@ public sealed class GgufFile : IDisposable
         DataStart = dataStart;
     }
 
-    public string Path => _file.Path;
+    public string Path => _path;
     public long FileLength => _file.Length;
     public uint Version { get; }
     public long Alignment { get; }
     public long DataStart { get; }
-    public MappedFile Mapping => _file;
+    /// <summary>The mapped file (null for an in-memory file).</summary>
+    public MappedFile? Mapping => _file as MappedFile;
+
+    /// <summary>The bytes (mapped file or memory).</summary>
+    public IByteSource Source => _file;
 
     /// <summary>Metadata values: byte, sbyte, ushort, short, uint, int, float, bool, string, ulong, long, double, or a typed array (string[], int[], ...).</summary>
     public IReadOnlyDictionary<string, object> Metadata => _metadata;
@@ -83,13 +89,27 @@ public sealed class GgufFile : IDisposable
 
     public T[]? GetArray<T>(string key) => _metadata.TryGetValue(key, out var v) ? v as T[] : null;
 
+    /// <summary>An integer array stored as int32, uint32 or any other integer type (null if absent or not integers).</summary>
+    public int[]? GetIntArray(string key)
+    {
+        if (!_metadata.TryGetValue(key, out var v)) return null;
+        switch (v)
+        {
+            case int[] i: return i;
+            case uint[] u when u.All(x => x <= int.MaxValue): return u.Select(x => (int)x).ToArray();
+            case object[] o when o.All(x => x is byte or sbyte or short or ushort or long or ulong):
+                try { return o.Select(x => checked((int)Convert.ToInt64(x, System.Globalization.CultureInfo.InvariantCulture))).ToArray(); }
+                catch (OverflowException) { return null; }
+            default: return null;
+        }
+    }
+
     public static GgufFile Open(string path)
     {
         var file = new MappedFile(path);
         try
         {
-            var reader = new Reader(file, path);
-            return reader.Parse();
+            return new Reader(file, file.Path).Parse();
         }
         catch
         {
@@ -98,7 +118,10 @@ public sealed class GgufFile : IDisposable
         }
     }
 
-    public void Dispose() => _file.Dispose();
+    /// <summary>Parse a GGUF file held in memory (same validation as <see cref="Open"/>).</summary>
+    public static GgufFile FromMemory(byte[] data, int length, string name = "memory.gguf") => new Reader(new MemorySource(data, length), name).Parse();
+
+    public void Dispose() => (_file as IDisposable)?.Dispose();
 
     private ref struct Cursor
     {
@@ -221,7 +244,7 @@ public sealed class GgufFile : IDisposable
         };
     }
 
-    private sealed class Reader(MappedFile file, string path)
+    private sealed class Reader(IByteSource file, string path)
     {
         public unsafe GgufFile Parse()
         {
@@ -307,7 +330,7 @@ public sealed class GgufFile : IDisposable
                     throw new ModelFormatException(path, $"tensor '{sorted[i].Name}' overlaps tensor '{prev.Name}'.");
             }
 
-            return new GgufFile(file, version, metadata, tensors, alignment, dataStart);
+            return new GgufFile(file, path, version, metadata, tensors, alignment, dataStart);
         }
     }
 }

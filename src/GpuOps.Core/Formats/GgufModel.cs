@@ -40,6 +40,8 @@ public sealed class GgufWeightSource : IMappedWeightSource
         string arch = file.GetString("general.architecture") ?? "llama";
         long heads = file.GetInteger($"{arch}.attention.head_count") ?? 0;
         long kvHeads = file.GetInteger($"{arch}.attention.head_count_kv") ?? heads;
+        if (heads is < 0 or > int.MaxValue || kvHeads is < 0 or > int.MaxValue)
+            throw new ModelFormatException(file.Path, $"head counts {heads}/{kvHeads} are out of range.");
         bool permuted = arch == "llama";
         foreach (var t in file.Tensors)
         {
@@ -57,7 +59,7 @@ public sealed class GgufWeightSource : IMappedWeightSource
         {
             var t = _byHfName[name];
             long rows = t.Dims[1];
-            if (h <= 0 || rows % (2L * h) != 0)
+            if (h <= 0 || rows <= 0 || t.Dims[0] <= 0 || rows % (2L * h) != 0 || rows > int.MaxValue || t.Dims[0] > int.MaxValue)
                 throw new ModelFormatException(file.Path, $"tensor '{t.Name}': {rows} rows cannot be split into {h} heads of pairs.");
         }
     }
@@ -95,7 +97,7 @@ public sealed class GgufWeightSource : IMappedWeightSource
     public WeightLocation GetLocation(string name)
     {
         var t = GetTensor(name);
-        return new WeightLocation(File.Mapping, t.FileOffset, t.ByteLength);
+        return new WeightLocation(File.Mapping ?? throw new InvalidOperationException("in-memory file"), t.FileOffset, t.ByteLength);
     }
 
     public void ReadFloat32(string name, Span<float> destination)
@@ -133,7 +135,7 @@ public sealed class GgufWeightSource : IMappedWeightSource
         for (long b = 0; b < totalBlocks; b += blocksPerChunk)
         {
             long n = Math.Min(blocksPerChunk, totalBlocks - b);
-            GgmlQuants.Dequantize(t.DType, File.Mapping.Span(t.FileOffset + b * blockBytes, n * blockBytes),
+            GgmlQuants.Dequantize(t.DType, File.Source.Span(t.FileOffset + b * blockBytes, n * blockBytes),
                 destination.Slice((int)(b * qk), (int)(n * qk)));
         }
     }
@@ -153,6 +155,38 @@ public sealed class GgufWeightSource : IMappedWeightSource
         int rows = checked((int)t.Dims[1]);
         int rowBytes = (int)(t.ByteLength / rows);
         for (int r = 0; r < rows; r++) raw.Slice(r * rowBytes, rowBytes).CopyTo(destination.Slice(HfRow(r, rows, heads) * rowBytes, rowBytes));
+    }
+
+    /// <summary>
+    /// Dequantize rows [rowStart, rowStart+rowCount) of a 2-D tensor (row-major, HF shape [rows, cols]) in the layout
+    /// <see cref="ReadFloat32"/> uses, without touching the other rows (e.g. embedding lookups).
+    /// </summary>
+    public void ReadFloat32Rows(string name, long rowStart, int rowCount, Span<float> destination)
+    {
+        var t = GetTensor(name);
+        if (t.Dims.Length != 2) throw new ArgumentException($"tensor '{name}' is not 2-D.", nameof(name));
+        long rows = t.Dims[1];
+        int cols = checked((int)t.Dims[0]);
+        if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows) throw new ArgumentOutOfRangeException(nameof(rowStart), $"rows [{rowStart}, {rowStart + rowCount}) outside the {rows} rows of '{name}'.");
+        if (destination.Length != (long)rowCount * cols) throw new ArgumentException($"{rowCount} rows of {cols} need {(long)rowCount * cols} floats; the destination holds {destination.Length}.", nameof(destination));
+        long rowBytes = t.ByteLength / rows;
+        bool unpermute = Layout == GgufQkLayout.HuggingFace && _permuteHeads.ContainsKey(name);
+        int heads = unpermute ? _permuteHeads[name] : 1;
+        for (int i = 0; i < rowCount; i++)
+        {
+            long hfRow = rowStart + i;
+            long stored = unpermute ? StoredRow((int)hfRow, (int)rows, heads) : hfRow;
+            GgmlQuants.Dequantize(t.DType, File.Source.Span(t.FileOffset + stored * rowBytes, rowBytes), destination.Slice(i * cols, cols));
+        }
+    }
+
+    /// <summary>Hugging Face row index → stored (permuted) row index (inverse of <see cref="HfRow"/>).</summary>
+    public static int StoredRow(int hfRow, int rows, int heads)
+    {
+        int headDim = rows / heads;
+        int half = headDim / 2;
+        int h = hfRow / headDim, within = hfRow % headDim;
+        return h * headDim + (within < half ? 2 * within : 2 * (within - half) + 1);
     }
 
     /// <summary>Stored (permuted) row index → Hugging Face row index.</summary>
@@ -218,17 +252,21 @@ public static class GgufModel
         string arch = f.GetString("general.architecture") ?? throw new ModelFormatException(f.Path, "missing general.architecture.");
         if (arch is not ("llama" or "mistral" or "qwen2"))
             throw new ModelFormatException(f.Path, $"architecture '{arch}' is not supported (llama, mistral, qwen2 are).", unsupported: true);
-        int Req(string key) => (int)(f.GetInteger($"{arch}.{key}") ?? throw new ModelFormatException(f.Path, $"missing metadata {arch}.{key}."));
+        int Opt(string key, int fallback) => f.GetInteger($"{arch}.{key}") is { } v
+            ? v is >= 0 and <= int.MaxValue ? (int)v : throw new ModelFormatException(f.Path, $"metadata {arch}.{key} = {v} is out of range.")
+            : fallback;
+        int Req(string key) => Opt(key, -1) is var v && v >= 0 ? v : throw new ModelFormatException(f.Path, $"missing metadata {arch}.{key}.");
         int hidden = Req("embedding_length");
         int heads = Req("attention.head_count");
         int layers = Req("block_count");
         int ff = Req("feed_forward_length");
-        int kv = (int)(f.GetInteger($"{arch}.attention.head_count_kv") ?? heads);
+        int kv = Opt("attention.head_count_kv", heads);
         if (hidden <= 0 || heads <= 0 || layers <= 0 || ff <= 0 || kv <= 0 || heads % kv != 0)
             throw new ModelFormatException(f.Path, "inconsistent head/size metadata.");
-        int headDim = (int)(f.GetInteger($"{arch}.attention.key_length") ?? hidden / heads);
-        int vocab = (int)(f.GetInteger($"{arch}.vocab_size") ?? f.GetArray<string>("tokenizer.ggml.tokens")?.Length
-            ?? (f.TryGetTensor("token_embd.weight", out var emb) ? emb.Dims[^1] : throw new ModelFormatException(f.Path, "cannot tell the vocabulary size.")));
+        int headDim = Opt("attention.key_length", hidden / heads);
+        int vocab = Opt("vocab_size", f.GetArray<string>("tokenizer.ggml.tokens")?.Length
+            ?? (f.TryGetTensor("token_embd.weight", out var emb) && emb.Dims[^1] <= int.MaxValue ? (int)emb.Dims[^1] : throw new ModelFormatException(f.Path, "cannot tell the vocabulary size.")));
+        if (headDim <= 0 || headDim % 2 != 0 || vocab <= 0) throw new ModelFormatException(f.Path, $"head dimension {headDim} or vocabulary size {vocab} is invalid.");
         double eps = f.GetFloat($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-5;
         // Stored as float32: round to the float the writer meant (1e-5f → 1e-5).
         eps = double.Parse(((float)eps).ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
@@ -238,10 +276,10 @@ public static class GgufModel
         if (st is not null && st != "none")
         {
             scaling = new RopeScaling(st, f.GetFloat($"{arch}.rope.scaling.factor") ?? 1.0,
-                OriginalMaxPositionEmbeddings: (int)(f.GetInteger($"{arch}.rope.scaling.original_context_length") ?? 8192));
+                OriginalMaxPositionEmbeddings: Opt("rope.scaling.original_context_length", 8192));
         }
 
-        int ctx = (int)(f.GetInteger($"{arch}.context_length") ?? 2048);
+        int ctx = Opt("context_length", 2048);
         bool tied = !f.TryGetTensor("output.weight", out _);
         bool bias = f.TryGetTensor("blk.0.attn_q.bias", out _);
         string archName = arch switch { "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" };
@@ -252,9 +290,17 @@ public static class GgufModel
     public static GenerationDefaults ReadGenerationDefaults(GgufFile f)
     {
         var eos = new List<int>();
-        if (f.GetInteger("tokenizer.ggml.eos_token_id") is { } e) eos.Add((int)e);
-        if (f.GetInteger("tokenizer.ggml.eot_token_id") is { } eot && !eos.Contains((int)eot)) eos.Add((int)eot);
-        return new GenerationDefaults(eos, (int?)f.GetInteger("tokenizer.ggml.bos_token_id"), null, null, null, null, null, null);
+        if (TokenId(f, "tokenizer.ggml.eos_token_id") is { } e) eos.Add(e);
+        if (TokenId(f, "tokenizer.ggml.eot_token_id") is { } eot && !eos.Contains(eot)) eos.Add(eot);
+        return new GenerationDefaults(eos, TokenId(f, "tokenizer.ggml.bos_token_id"), null, null, null, null, null, null);
+    }
+
+    private static int? TokenId(GgufFile f, string key)
+    {
+        var v = f.GetInteger(key);
+        if (v is null) return null;
+        if (v < 0 || v > int.MaxValue) throw new ModelFormatException(f.Path, $"{key} = {v} is out of range.");
+        return (int)v;
     }
 
     /// <summary>Pre-tokenizer regexes llama.cpp uses for its "pre" names (llama-vocab.cpp).</summary>
@@ -265,9 +311,10 @@ public static class GgufModel
     public static HfTokenizer ReadTokenizer(GgufFile f)
     {
         string model = f.GetString("tokenizer.ggml.model") ?? throw new ModelFormatException(f.Path, "no tokenizer.ggml.model metadata (no tokenizer in this file).");
-        if (model != "gpt2") throw new ModelFormatException(f.Path, $"tokenizer.ggml.model '{model}' is not supported (gpt2 byte-level BPE is); use the original tokenizer.json.", unsupported: true);
+        if (model == "llama") return ReadSentencePieceTokenizer(f);
+        if (model != "gpt2") throw new ModelFormatException(f.Path, $"tokenizer.ggml.model '{model}' is not supported (gpt2 and llama are); use the original tokenizer.json.", unsupported: true);
         var tokens = f.GetArray<string>("tokenizer.ggml.tokens") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.tokens is missing or not a string array.");
-        var types = f.GetArray<int>("tokenizer.ggml.token_type");
+        var types = f.GetIntArray("tokenizer.ggml.token_type");
         var mergeLines = f.GetArray<string>("tokenizer.ggml.merges") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.merges is missing.");
         if (types is not null && types.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.token_type and tokens differ in length.");
         var vocab = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
@@ -311,8 +358,8 @@ public static class GgufModel
             throw new ModelFormatException(f.Path, ex.Message, ex);
         }
 
-        int? bos = (int?)f.GetInteger("tokenizer.ggml.bos_token_id");
-        int? eos = (int?)f.GetInteger("tokenizer.ggml.eos_token_id");
+        int? bos = TokenId(f, "tokenizer.ggml.bos_token_id");
+        int? eos = TokenId(f, "tokenizer.ggml.eos_token_id");
         foreach (var id in new[] { bos, eos })
         {
             if (id is { } v && (v < 0 || v >= tokens.Length)) throw new ModelFormatException(f.Path, $"special token id {v} is outside the {tokens.Length}-token vocabulary.");
@@ -322,5 +369,77 @@ public static class GgufModel
         bool addEos = f.GetBool("tokenizer.ggml.add_eos_token") ?? false;
         var post = new PostTemplate(addBos && bos is { } b ? [b] : [], addEos && eos is { } e ? [e] : []);
         return new HfTokenizer(bpe, added, null, preTokenizer, post, new Decoder.ByteLevel(), "ByteLevelBpe", bos, eos is { } ev ? [ev] : []);
+    }
+
+    /// <summary>
+    /// tokenizer.ggml.model "llama" (SentencePiece BPE with scores, Llama-2 / Mistral family), built the way
+    /// transformers converts such a model to tokenizer.json: merges from the vocabulary ordered by the merged piece's
+    /// score, byte fallback, fused unk, a "▁" prefix (tokenizer.ggml.add_space_prefix, default true) and spaces as "▁".
+    /// </summary>
+    private static HfTokenizer ReadSentencePieceTokenizer(GgufFile f)
+    {
+        var tokens = f.GetArray<string>("tokenizer.ggml.tokens") ?? throw new ModelFormatException(f.Path, "tokenizer.ggml.tokens is missing or not a string array.");
+        var scores = f.GetArray<float>("tokenizer.ggml.scores");
+        var types = f.GetIntArray("tokenizer.ggml.token_type");
+        if (scores is not null && scores.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.scores and tokens differ in length.");
+        if (types is not null && types.Length != tokens.Length) throw new ModelFormatException(f.Path, "tokenizer.ggml.token_type and tokens differ in length.");
+        var vocab = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
+        var added = new List<AddedToken>();
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            vocab.TryAdd(tokens[i], i);
+            int type = types?[i] ?? 1;
+            if (type is 2 or 3) added.Add(new AddedToken(i, tokens[i], Special: true));
+            else if (type == 4) added.Add(new AddedToken(i, tokens[i], Special: false, Normalized: false));
+        }
+
+        // transformers' SentencePieceExtractor: every split of a piece into two pieces of the vocabulary is a merge,
+        // ranked by the merged piece's score (highest first); within a piece by the ids of its halves.
+        var candidates = new List<(float Score, int Id, int Left, int Right, string L, string R)>();
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            int type = types?[id] ?? 1;
+            if (type is not (1 or 4)) continue;
+            var t = tokens[id];
+            for (int k = 1; k < t.Length; k++)
+            {
+                if (char.IsLowSurrogate(t[k])) continue;
+                string l = t[..k], r = t[k..];
+                if (vocab.TryGetValue(l, out var li) && vocab.TryGetValue(r, out var ri))
+                    candidates.Add((scores?[id] ?? -id, id, li, ri, l, r));
+            }
+        }
+
+        var merges = candidates.OrderByDescending(c => c.Score).ThenBy(c => c.Id).ThenBy(c => c.Left).ThenBy(c => c.Right)
+            .Select(c => (c.L, c.R)).ToList();
+        int? unkId = TokenId(f, "tokenizer.ggml.unknown_token_id") ?? (vocab.TryGetValue("<unk>", out var u) ? u : null);
+        if (unkId is { } ui && (ui < 0 || ui >= tokens.Length)) throw new ModelFormatException(f.Path, $"unknown token id {ui} is outside the vocabulary.");
+        BpeModel bpe;
+        try
+        {
+            bpe = new BpeModel(vocab, merges, unkId is { } x ? tokens[x] : null, byteFallback: true, fuseUnk: true);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ModelFormatException(f.Path, ex.Message, ex);
+        }
+
+        bool prefix = f.GetBool("tokenizer.ggml.add_space_prefix") ?? true;
+        var normalizers = new List<Normalizer>();
+        if (prefix) normalizers.Add(new Normalizer.Prepend("\u2581"));
+        normalizers.Add(new Normalizer.Replace(" ", null, "\u2581"));
+        var decoder = new Decoder.Sequence([
+            new Decoder.Replace("\u2581", null, " "), new Decoder.ByteFallback(), new Decoder.Fuse(), new Decoder.Strip(' ', prefix ? 1 : 0, 0)]);
+        int? bos = TokenId(f, "tokenizer.ggml.bos_token_id");
+        int? eos = TokenId(f, "tokenizer.ggml.eos_token_id");
+        foreach (var id in new[] { bos, eos })
+        {
+            if (id is { } v && v >= tokens.Length) throw new ModelFormatException(f.Path, $"special token id {v} is outside the {tokens.Length}-token vocabulary.");
+        }
+
+        bool addBos = f.GetBool("tokenizer.ggml.add_bos_token") ?? true;
+        bool addEos = f.GetBool("tokenizer.ggml.add_eos_token") ?? false;
+        var post = new PostTemplate(addBos && bos is { } b ? [b] : [], addEos && eos is { } e ? [e] : []);
+        return new HfTokenizer(bpe, added, new Normalizer.Sequence(normalizers), null, post, decoder, "SentencePieceBpe", bos, eos is { } ev ? [ev] : []);
     }
 }

@@ -3,7 +3,7 @@ using System.IO.MemoryMappedFiles;
 namespace GpuOps.Core.Formats;
 
 /// <summary>A read-only memory-mapped file; spans over it are zero-copy views.</summary>
-public sealed unsafe class MappedFile : IDisposable
+public sealed unsafe class MappedFile : IByteSource, IDisposable
 {
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
@@ -80,5 +80,29 @@ public sealed unsafe class MappedFile : IDisposable
 
         _map?.Dispose();
         _pointer = null;
+    }
+}
+
+/// <summary>Bytes a reader parses: a mapped file, or memory (tests, embedded files).</summary>
+public interface IByteSource
+{
+    long Length { get; }
+
+    /// <summary>A bounds-checked view of [offset, offset+length).</summary>
+    ReadOnlySpan<byte> Span(long offset, long length);
+}
+
+/// <summary>An in-memory <see cref="IByteSource"/> over the first <paramref name="length"/> bytes of an array.</summary>
+public sealed class MemorySource(byte[] data, int length) : IByteSource
+{
+    public MemorySource(byte[] data) : this(data, data.Length) { }
+
+    public long Length => length;
+
+    public ReadOnlySpan<byte> Span(long offset, long count)
+    {
+        if (offset < 0 || count < 0 || offset > length || count > length - offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"range [{offset}, {offset}+{count}) outside the {length}-byte buffer.");
+        return data.AsSpan((int)offset, (int)count);
     }
 }

@@ -19,20 +19,22 @@ public sealed class SafeTensorsFile : IDisposable
     public const long MaxHeaderSize = 100_000_000;
 
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
-    private readonly MappedFile _file;
+    private readonly IByteSource _file;
+    private readonly string _path;
     private readonly Dictionary<string, SafeTensorsEntry> _entries;
 
-    private SafeTensorsFile(MappedFile file, Dictionary<string, SafeTensorsEntry> entries, IReadOnlyList<string> order,
+    private SafeTensorsFile(IByteSource file, string path, Dictionary<string, SafeTensorsEntry> entries, IReadOnlyList<string> order,
         IReadOnlyDictionary<string, string> metadata, long dataStart)
     {
         _file = file;
+        _path = path;
         _entries = entries;
         Names = order;
         Metadata = metadata;
         DataStart = dataStart;
     }
 
-    public string Path => _file.Path;
+    public string Path => _path;
 
     public long FileLength => _file.Length;
 
@@ -45,7 +47,11 @@ public sealed class SafeTensorsFile : IDisposable
     /// <summary>The optional "__metadata__" string map.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    public MappedFile Mapping => _file;
+    /// <summary>The mapped file (null for an in-memory file).</summary>
+    public MappedFile? Mapping => _file as MappedFile;
+
+    /// <summary>The bytes (mapped file or memory).</summary>
+    public IByteSource Source => _file;
 
     public bool Contains(string name) => _entries.ContainsKey(name);
 
@@ -63,8 +69,8 @@ public sealed class SafeTensorsFile : IDisposable
         var file = new MappedFile(path);
         try
         {
-            var (entries, order, metadata, dataStart) = Parse(path, file.Span(0, Math.Min(file.Length, 8)), file);
-            return new SafeTensorsFile(file, entries, order, metadata, dataStart);
+            var (entries, order, metadata, dataStart) = Parse(path, file);
+            return new SafeTensorsFile(file, file.Path, entries, order, metadata, dataStart);
         }
         catch
         {
@@ -73,20 +79,28 @@ public sealed class SafeTensorsFile : IDisposable
         }
     }
 
+    /// <summary>Parse a safetensors file held in memory (same validation as <see cref="Open"/>).</summary>
+    public static SafeTensorsFile FromMemory(byte[] data, int length, string name = "memory.safetensors")
+    {
+        var src = new MemorySource(data, length);
+        var (entries, order, metadata, dataStart) = Parse(name, src);
+        return new SafeTensorsFile(src, name, entries, order, metadata, dataStart);
+    }
+
     /// <summary>Read only the header (no mapping): used by model info.</summary>
     public static IReadOnlyList<TensorInfo> ReadHeader(string path, out IReadOnlyDictionary<string, string> metadata)
     {
         using var file = new MappedFile(path);
-        var (entries, order, md, _) = Parse(path, file.Span(0, Math.Min(file.Length, 8)), file);
+        var (entries, order, md, _) = Parse(path, file);
         metadata = md;
         return order.Select(n => entries[n].Info).ToList();
     }
 
     private static (Dictionary<string, SafeTensorsEntry>, List<string>, Dictionary<string, string>, long) Parse(
-        string path, ReadOnlySpan<byte> first8, MappedFile file)
+        string path, IByteSource file)
     {
         if (file.Length < 8) throw new ModelFormatException(path, $"file is {file.Length} bytes, too short for a safetensors header (truncated?).");
-        ulong n = BitConverter.ToUInt64(first8);
+        ulong n = BitConverter.ToUInt64(file.Span(0, 8));
         if (n > MaxHeaderSize) throw new ModelFormatException(path, $"header length {n} exceeds the {MaxHeaderSize}-byte limit (not a safetensors file, or corrupt).");
         if ((long)n > file.Length - 8) throw new ModelFormatException(path, $"header length {n} runs past the end of the {file.Length}-byte file (truncated?).");
         if (n < 2) throw new ModelFormatException(path, $"header length {n} is too short for a JSON object.");
@@ -204,7 +218,7 @@ public sealed class SafeTensorsFile : IDisposable
 
     private static string Truncate(string s) => s.Length <= 40 ? s : s[..40] + "…";
 
-    public void Dispose() => _file.Dispose();
+    public void Dispose() => (_file as IDisposable)?.Dispose();
 }
 
 /// <summary>
@@ -232,6 +246,9 @@ public sealed class SafeTensorsWeightSource : IMappedWeightSource
     }
 
     public IReadOnlyList<SafeTensorsFile> Files => _files;
+
+    /// <summary>A weight source over files already opened (e.g. <see cref="SafeTensorsFile.FromMemory"/>); it owns them.</summary>
+    public static SafeTensorsWeightSource FromFiles(params SafeTensorsFile[] files) => new(files.ToList());
 
     public IReadOnlyCollection<string> Names => _names;
 
@@ -332,7 +349,7 @@ public sealed class SafeTensorsWeightSource : IMappedWeightSource
     {
         var f = FileOf(name);
         var e = f.GetEntry(name);
-        return new WeightLocation(f.Mapping, e.FileOffset, e.Info.ByteLength);
+        return new WeightLocation(f.Mapping ?? throw new InvalidOperationException("in-memory file"), e.FileOffset, e.Info.ByteLength);
     }
 
     public void ReadFloat32(string name, Span<float> destination)
@@ -347,8 +364,21 @@ public sealed class SafeTensorsWeightSource : IMappedWeightSource
         for (long start = 0; start < destination.Length; start += chunk)
         {
             int count = (int)Math.Min(chunk, destination.Length - start);
-            DTypes.ToFloat32(e.Info.DType, f.Mapping.Span(e.FileOffset + start * size, (long)count * size), destination.Slice((int)start, count));
+            DTypes.ToFloat32(e.Info.DType, f.Source.Span(e.FileOffset + start * size, (long)count * size), destination.Slice((int)start, count));
         }
+    }
+
+    /// <summary>Convert rows [rowStart, rowStart+rowCount) of a 2-D tensor to float32 without touching the other rows.</summary>
+    public void ReadFloat32Rows(string name, long rowStart, int rowCount, Span<float> destination)
+    {
+        var f = FileOf(name);
+        var e = f.GetEntry(name);
+        if (e.Info.Shape.Length != 2) throw new ArgumentException($"tensor '{name}' is not 2-D.", nameof(name));
+        long rows = e.Info.Shape[0], cols = e.Info.Shape[1];
+        if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows) throw new ArgumentOutOfRangeException(nameof(rowStart), $"rows [{rowStart}, {rowStart + rowCount}) outside the {rows} rows of '{name}'.");
+        if (destination.Length != rowCount * cols) throw new ArgumentException($"{rowCount} rows of {cols} need {rowCount * cols} floats; the destination holds {destination.Length}.", nameof(destination));
+        int size = DTypes.ElementSize(e.Info.DType);
+        DTypes.ToFloat32(e.Info.DType, f.Source.Span(e.FileOffset + rowStart * cols * size, rowCount * cols * size), destination);
     }
 
     private SafeTensorsFile FileOf(string name) =>

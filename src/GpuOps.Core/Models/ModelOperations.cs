@@ -52,7 +52,7 @@ public sealed class GetModelInfoOperation : IOperation
         {
             using var f = GgufFile.Open(full);
             var c = GgufModel.ReadConfig(f);
-            string tk = f.GetString("tokenizer.ggml.model") switch { "gpt2" => "ByteLevelBpe", "llama" => "SentencePiece", null => "None", var m => m };
+            string tk = f.GetString("tokenizer.ggml.model") switch { "gpt2" => "ByteLevelBpe", "llama" => "SentencePieceBpe", null => "None", var m => m };
             return Build(full, "gguf", c, f.Tensors.Select(t => (t.DType.ToString(), t.ElementCount, t.ByteLength)).ToList(), f.FileLength, tk, kvElementSize);
         }
 
@@ -158,6 +158,16 @@ public sealed class ConvertFromTokenOperation : IOperation
                 throw GpuOpsException.InvalidArgument("TokenIdOutOfRange", $"token id {id} is outside the vocabulary (0..{tok.VocabSize - 1}).", id);
         }
 
-        host.WriteObject(new DetokenizationResult(Ids, tok.Decode(Ids, SkipSpecialTokens)));
+        string text;
+        try
+        {
+            text = tok.Decode(Ids, SkipSpecialTokens);
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new GpuOpsException("TokenIdOutOfRange", ErrorCategory.InvalidArgument, ex.Message.Split(" (Parameter")[0], Ids, ex);
+        }
+
+        host.WriteObject(new DetokenizationResult(Ids, text));
     }
 }

@@ -12,12 +12,21 @@ namespace GpuOps.Core.Tokenizers;
 /// </summary>
 public sealed class CodePointRegex
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Regex> Compiled = new(StringComparer.Ordinal);
     private readonly Regex _regex;
 
     public CodePointRegex(string pattern)
     {
         Pattern = pattern;
-        _regex = new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromSeconds(10));
+        try
+        {
+            // Compiling costs tens of milliseconds: share one compiled regex per pattern.
+            _regex = Compiled.GetOrAdd(pattern, p => new Regex(p, RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromSeconds(10)));
+        }
+        catch (RegexParseException ex)
+        {
+            throw new ArgumentException($"pattern '{pattern}' is not a regex .NET understands ({ex.Message}).", ex);
+        }
     }
 
     public string Pattern { get; }

@@ -250,3 +250,40 @@ public sealed class GgufTests
             Enumerable.Range(0, 8).ToDictionary(r => GgufWeightSource.HfRow(r, 8, 1), r => r));
     }
 }
+
+public sealed class RowReadTests
+{
+    [Theory]
+    [InlineData("q4_k_m", "model.layers.1.self_attn.q_proj.weight")]
+    [InlineData("q4_k_m", "model.layers.1.self_attn.k_proj.weight")]
+    [InlineData("mxfp4", "model.embed_tokens.weight")]
+    [InlineData("q8_0", "model.layers.3.mlp.down_proj.weight")]
+    public void Row_reads_equal_slices_of_whole_reads(string kind, string name)
+    {
+        using var w = GgufWeightSource.Open(Repo.Data("fortune-llama-gguf", $"fortune-llama-{kind}.gguf"));
+        var info = w.GetInfo(name);
+        int rows = (int)info.Shape[0], cols = (int)info.Shape[1];
+        var all = new float[info.ElementCount];
+        w.ReadFloat32(name, all);
+        foreach (var (start, count) in new[] { (0, 1), (rows - 3, 3), (rows / 2 - 5, 17) })
+        {
+            var part = new float[count * cols];
+            ((IWeightSource)w).ReadFloat32Rows(name, start, count, part);
+            Assert.Equal(all.AsSpan(start * cols, count * cols).ToArray(), part);
+        }
+
+        for (int r = 0; r < 128; r++) Assert.Equal(r, GgufWeightSource.HfRow(GgufWeightSource.StoredRow(r, 128, 2), 128, 2));
+    }
+
+    [Fact]
+    public void Safetensors_row_reads_equal_slices()
+    {
+        using var w = SafeTensorsWeightSource.Open(Repo.Data("fortune-llama"));
+        var all = new float[4096 * 256];
+        w.ReadFloat32("model.embed_tokens.weight", all);
+        var part = new float[2 * 256];
+        ((IWeightSource)w).ReadFloat32Rows("model.embed_tokens.weight", 4094, 2, part);
+        Assert.Equal(all.AsSpan(4094 * 256).ToArray(), part);
+        Assert.Throws<ArgumentOutOfRangeException>(() => w.ReadFloat32Rows("model.embed_tokens.weight", 4095, 2, new float[512]));
+    }
+}

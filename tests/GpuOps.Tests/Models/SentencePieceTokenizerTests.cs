@@ -87,3 +87,77 @@ public sealed class SentencePieceTokenizerTests
         Assert.Contains("pre-tokenizer 'Punctuation' is not supported", ex3.Message);
     }
 }
+
+public sealed class NormalizerTests
+{
+    [Fact]
+    public void Nfc_and_nfkc_normalizers_compose_like_unicode_says()
+    {
+        Assert.Equal("\u00E9", new Normalizer.Unicode(System.Text.NormalizationForm.FormC).Normalize("e\u0301"));
+        Assert.Equal("e\u0301", new Normalizer.Unicode(System.Text.NormalizationForm.FormD).Normalize("\u00E9"));
+        Assert.Equal("fi2", new Normalizer.Unicode(System.Text.NormalizationForm.FormKC).Normalize("\uFB01\u00B2"));
+    }
+
+    [Fact]
+    public void Qwen2_style_pipeline_nfc_split_bytelevel_without_bos()
+    {
+        // A Qwen2-shaped tokenizer.json (NFC, single-digit split, ByteLevel post-processor that adds nothing).
+        var vocab = new Dictionary<string, int>();
+        foreach (var c in ByteLevelMap.ByteToChar) vocab[c.ToString()] = vocab.Count;
+        var json = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
+        {
+            ["added_tokens"] = new[] { new { id = 256, content = "<|endoftext|>", special = true, normalized = false, lstrip = false, rstrip = false, single_word = false } },
+            ["normalizer"] = new { type = "NFC" },
+            ["pre_tokenizer"] = new
+            {
+                type = "Sequence",
+                pretokenizers = new object[]
+                {
+                    new { type = "Split", pattern = new { Regex = GgufModel.Qwen2Pattern }, behavior = "Isolated", invert = false },
+                    new { type = "ByteLevel", add_prefix_space = false, trim_offsets = false, use_regex = false },
+                },
+            },
+            ["post_processor"] = new { type = "ByteLevel", add_prefix_space = false, trim_offsets = false, use_regex = false },
+            ["decoder"] = new { type = "ByteLevel", add_prefix_space = false, trim_offsets = false, use_regex = false },
+            ["model"] = new Dictionary<string, object> { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = Array.Empty<string>() },
+        });
+        var tok = TokenizerJson.Parse(json);
+        Assert.Equal("ByteLevelBpe", tok.Kind);
+        Assert.Null(tok.BosTokenId);
+        // "12" splits into single digits; "e\u0301" is composed to é (2 UTF-8 bytes) first.
+        var ids = tok.Encode("12e\u0301<|endoftext|>");
+        Assert.Equal(new[] { vocab["1"], vocab["2"], vocab[ByteLevelMap.ByteToChar[0xC3].ToString()], vocab[ByteLevelMap.ByteToChar[0xA9].ToString()], 256 }, ids);
+        Assert.Equal("12\u00E9", tok.Decode(ids));
+    }
+}
+
+public sealed class BpeModelTests
+{
+    [Fact]
+    public void Ignore_merges_takes_whole_words_from_the_vocabulary_first()
+    {
+        var vocab = new Dictionary<string, int> { ["h"] = 0, ["e"] = 1, ["l"] = 2, ["o"] = 3, ["hello"] = 4, ["he"] = 5 };
+        var merges = new List<(string, string)> { ("h", "e") };
+        var ids = new List<int>();
+        new BpeModel(vocab, merges, ignoreMerges: true).Tokenize("hello", ids);
+        Assert.Equal(new[] { 4 }, ids);
+        ids.Clear();
+        new BpeModel(vocab, merges, ignoreMerges: false).Tokenize("hello", ids);
+        Assert.Equal(new[] { 5, 2, 2, 3 }, ids);
+    }
+
+    [Fact]
+    public void Unknown_chars_without_unk_token_are_dropped_like_tokenizers_does()
+    {
+        var vocab = new Dictionary<string, int> { ["a"] = 0, ["<unk>"] = 1 };
+        var ids = new List<int>();
+        new BpeModel(vocab, []).Tokenize("axa", ids);
+        Assert.Equal(new[] { 0, 0 }, ids);
+        ids.Clear();
+        new BpeModel(vocab, [], unkToken: "<unk>", fuseUnk: false).Tokenize("axxa", ids);
+        Assert.Equal(new[] { 0, 1, 1, 0 }, ids);
+        ids.Clear();
+        new BpeModel(vocab, [], unkToken: "<unk>", fuseUnk: true).Tokenize("axxa", ids);
+        Assert.Equal(new[] { 0, 1, 0 }, ids);
+    }
+}
