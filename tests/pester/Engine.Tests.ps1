@@ -55,9 +55,17 @@ Describe 'Invoke-GpuInference' {
         $tokens[-1].IsLast | Should -BeTrue
     }
 
-    It 'accepts a model path for one command' {
+    It 'accepts a model path (relative to the current location) for one command' {
         $r = Invoke-GpuInference -Model $ModelPath -Prompt 'Love is' -MaxTokens 3
         $r.GeneratedTokens | Should -Be 3
+        Push-Location (Join-Path $RepoRoot 'tests' 'data')
+        try {
+            $r = Invoke-GpuInference -Model ./fortune-llama -Prompt 'Love is' -MaxTokens 2
+            $r.GeneratedTokens | Should -Be 2
+        }
+        finally {
+            Pop-Location
+        }
     }
 
     It 'result objects survive Export-Csv' {

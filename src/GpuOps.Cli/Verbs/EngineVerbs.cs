@@ -5,7 +5,8 @@ using GpuOps.Core.Hosting;
 namespace GpuOps.Cli.Verbs;
 
 /// <summary>
-/// <c>gpuops generate</c>, <c>gpuops perplexity</c> and <c>gpuops bench inference</c>: thin verbs over the engine operations.
+/// <c>gpuops generate</c>, <c>gpuops perplexity</c> and <c>gpuops bench-inference</c>: thin verbs over the engine operations.
+/// (<c>bench-inference</c> is a top-level verb so that it never collides with the compute area's <c>gpuops bench</c>.)
 /// </summary>
 public sealed class EngineVerbs : ICliVerbProvider
 {
@@ -13,7 +14,7 @@ public sealed class EngineVerbs : ICliVerbProvider
     {
         root.Subcommands.Add(Generate(context));
         root.Subcommands.Add(Perplexity(context));
-        GpuOpsCli.Group(root, "bench", "Benchmarks.").Subcommands.Add(BenchInference(context));
+        root.Subcommands.Add(BenchInference(context));
     }
 
     private static Option<string> DeviceOption() => new("--device")
@@ -106,7 +107,7 @@ public sealed class EngineVerbs : ICliVerbProvider
         var decode = new Option<int>("--decode-tokens") { Description = "Decode steps per batch size.", DefaultValueFactory = _ => 32 };
         var copy = new Option<int>("--copy-mib") { Description = "MiB copied to measure memory bandwidth (0 = skip).", DefaultValueFactory = _ => 256 };
         var device = DeviceOption();
-        var cmd = new Command("inference", "Prefill and decode tokens/s, with the memory-bandwidth bound beside each decode figure.")
+        var cmd = new Command("bench-inference", "Benchmark a model: prefill and decode tokens/s, with the memory-bandwidth bound beside each decode figure.")
         {
             model, lengths, batches, decode, copy, device,
         };

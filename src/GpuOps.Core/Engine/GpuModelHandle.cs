@@ -13,9 +13,12 @@ public sealed class GpuModelHandle : IDisposable
 {
     private static int _nextId;
     private static readonly ConcurrentDictionary<int, GpuModelHandle> Loaded = new();
-    private LlamaCpuEngine? _engine;
+    private IInferenceEngine? _engine;
+    private readonly LlamaConfig? _config;
+    private readonly ITokenizer? _tokenizer;
+    private readonly GenerationDefaults? _generation;
 
-    internal GpuModelHandle(string path, string format, string device, LlamaCpuEngine engine, ITokenizer tokenizer, GenerationDefaults generation)
+    internal GpuModelHandle(string path, string format, string device, IInferenceEngine engine, ITokenizer tokenizer, GenerationDefaults generation)
     {
         Id = Interlocked.Increment(ref _nextId);
         Path = path;
@@ -23,33 +26,35 @@ public sealed class GpuModelHandle : IDisposable
         Format = format;
         Device = device;
         _engine = engine;
-        Tokenizer = tokenizer;
-        Generation = generation;
-        Config = engine.Config;
-        ParameterCount = engine.Weights.ParameterCount;
-        WeightBytes = ParameterCount * sizeof(float);
+        _tokenizer = tokenizer;
+        _generation = generation;
+        _config = engine.Config;
+        DType = engine.DType;
+        ParameterCount = engine.ParameterCount;
+        WeightBytes = ParameterCount * (engine.DType == "float32" ? sizeof(float) : 2);
         LoadedAt = DateTimeOffset.Now;
         Loaded[Id] = this;
     }
 
     /// <summary>
-    /// Load a model from a path on the CPU. PowerShell uses this constructor to turn a path given to
-    /// <c>-Model</c> into a handle; such a handle is <see cref="Transient"/> and the cmdlet frees it when done.
+    /// A path standing for a model, not loaded (<see cref="IsPathOnly"/>). PowerShell uses this constructor to turn
+    /// a path given to <c>-Model</c> into a handle; the cmdlet resolves the path against the current PowerShell
+    /// location and the operation loads the model for that one command and frees it afterwards.
     /// </summary>
     public GpuModelHandle(string path)
-        : this(LoadParts(path, "cpu", "auto", null, CancellationToken.None))
     {
-        Transient = true;
-        Loaded.TryRemove(Id, out _); // not listed: PowerShell may convert a path more than once while binding
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("A model path is empty.", nameof(path));
+        Id = Interlocked.Increment(ref _nextId);
+        Path = path;
+        Name = System.IO.Path.GetFileName(path.TrimEnd('/', '\\'));
+        Format = string.Empty;
+        Device = "cpu";
+        DType = string.Empty;
+        IsPathOnly = true;
     }
 
-    private GpuModelHandle((string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) p)
-        : this(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation)
-    {
-    }
-
-    /// <summary>True when the handle was made from a path for one command (it is freed when that command ends).</summary>
-    public bool Transient { get; }
+    /// <summary>True for a handle that only carries a path (see <see cref="GpuModelHandle(string)"/>).</summary>
+    public bool IsPathOnly { get; }
 
     /// <summary>Process-unique id of this handle.</summary>
     public int Id { get; }
@@ -65,13 +70,13 @@ public sealed class GpuModelHandle : IDisposable
     public string Device { get; }
 
     /// <summary>Compute dtype of the weights in memory.</summary>
-    public string DType => "float32";
+    public string DType { get; }
 
-    public string Architecture => Config.Architecture;
+    public string Architecture => _config?.Architecture ?? string.Empty;
 
-    public string ModelType => Config.ModelType;
+    public string ModelType => _config?.ModelType ?? string.Empty;
 
-    public LlamaConfig Config { get; }
+    public LlamaConfig Config => _config ?? throw NotLoaded();
 
     public long ParameterCount { get; }
 
@@ -83,16 +88,21 @@ public sealed class GpuModelHandle : IDisposable
     /// <summary>False once Remove-GpuModel has freed it.</summary>
     public bool IsLoaded => _engine is not null;
 
-    public ITokenizer Tokenizer { get; }
+    public ITokenizer Tokenizer => _tokenizer ?? throw NotLoaded();
 
-    public GenerationDefaults Generation { get; }
+    public GenerationDefaults Generation => _generation ?? throw NotLoaded();
 
     /// <summary>Handles loaded in this process and not yet removed.</summary>
     public static IReadOnlyList<GpuModelHandle> All => Loaded.Values.OrderBy(h => h.Id).ToList();
 
     /// <summary>The engine; a clear error once the handle has been removed.</summary>
-    public LlamaCpuEngine Engine => _engine ?? throw new GpuOpsException("ModelRemoved", ErrorCategory.InvalidOperation,
-        $"Model '{Name}' (handle {Id}) has been removed.", this, recommendedAction: "Import it again with Import-GpuModel.");
+    public IInferenceEngine Engine => _engine ?? throw NotLoaded();
+
+    private GpuOpsException NotLoaded() => IsPathOnly
+        ? new GpuOpsException("ModelNotLoaded", ErrorCategory.InvalidOperation, $"'{Path}' is a model path, not a loaded model.", this,
+            recommendedAction: "Load it with Import-GpuModel.")
+        : new GpuOpsException("ModelRemoved", ErrorCategory.InvalidOperation, $"Model '{Name}' (handle {Id}) has been removed.", this,
+            recommendedAction: "Import it again with Import-GpuModel.");
 
     public void Dispose()
     {
@@ -100,7 +110,7 @@ public sealed class GpuModelHandle : IDisposable
         Loaded.TryRemove(Id, out _);
     }
 
-    public override string ToString() => $"{Name} ({Device}, {DType}, handle {Id})";
+    public override string ToString() => IsPathOnly ? Path : $"{Name} ({Device}, {DType}, handle {Id})";
 
     /// <summary>
     /// Parse "cpu", "cuda", "cuda:N" or "auto" (CUDA when a GPU and the CUDA engine are present, otherwise the CPU);
@@ -117,20 +127,8 @@ public sealed class GpuModelHandle : IDisposable
         throw GpuOpsException.InvalidArgument("InvalidDevice", $"Device '{device}' is not one of cpu, cuda, cuda:N.", device);
     }
 
-    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
-    public static bool CudaEngineAvailable => false;
-
-    /// <summary>
-    /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).
-    /// </summary>
-    public static GpuModelHandle Load(string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
-    {
-        var p = LoadParts(path, device, dtype, progress, cancellationToken);
-        return new GpuModelHandle(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation);
-    }
-
-    private static (string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
-        string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    /// <summary>Throws the errors <see cref="Load"/> would give for an unsupported device or dtype.</summary>
+    public static void CheckDevice(string? device, string? dtype)
     {
         var (kind, index) = ParseDevice(device);
         if (kind == "cuda")
@@ -147,7 +145,24 @@ public sealed class GpuModelHandle : IDisposable
                 $"The CPU engine computes in float32; DType '{dtype}' is not supported on the CPU.", dtype,
                 recommendedAction: "Use -DType float32 or auto.");
         }
+    }
 
+    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
+    public static bool CudaEngineAvailable => false;
+
+    /// <summary>
+    /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).
+    /// </summary>
+    public static GpuModelHandle Load(string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    {
+        var p = LoadParts(path, device, dtype, progress, cancellationToken);
+        return new GpuModelHandle(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation);
+    }
+
+    private static (string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
+        string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
+    {
+        CheckDevice(device, dtype);
         using var bundle = ModelFiles.Open(path);
         var weights = LlamaWeights.Load(bundle.Config, bundle.Weights, progress, cancellationToken);
         return (bundle.Path, bundle.Format, "cpu", new LlamaCpuEngine(weights), bundle.Tokenizer, bundle.Generation);

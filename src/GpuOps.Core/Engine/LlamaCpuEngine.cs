@@ -14,7 +14,7 @@ public readonly record struct SequenceChunk(int Slot, int[] Tokens);
 /// any mix of prefill and decode: the new tokens of every sequence go through the projections together as one
 /// matrix, and each token attends to its own sequence's cache up to its position.
 /// </summary>
-public sealed class LlamaCpuEngine
+public sealed class LlamaCpuEngine : IInferenceEngine
 {
     private readonly LlamaWeights _w;
     private readonly LlamaConfig _c;
@@ -39,6 +39,19 @@ public sealed class LlamaCpuEngine
     public LlamaConfig Config => _c;
 
     public Rope Rope => _rope;
+
+    public string Device => "cpu";
+
+    public string DType => "float32";
+
+    public long ParameterCount => _w.ParameterCount;
+
+    public long WeightBytesPerToken => _w.WeightBytesPerToken;
+
+    IKvCache IInferenceEngine.CreateCache(int slots, int maxContext) => CreateCache(slots, maxContext);
+
+    float[][] IInferenceEngine.Forward(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, bool allLogits, CancellationToken cancellationToken) =>
+        Forward(cache as KvCache ?? throw new ArgumentException("The cache was not made by the CPU engine.", nameof(cache)), chunks, allLogits, cancellationToken);
 
     /// <summary>Limit on worker threads for matmuls and attention (null = all cores).</summary>
     public int? MaxDegreeOfParallelism { get; set; }

@@ -30,6 +30,18 @@ public sealed class ImportGpuModelOperation : IOperation
     }
 }
 
+/// <summary>
+/// Checks a device and dtype before any model is loaded (Import-GpuModel runs it once, as a terminating check,
+/// so an unsupported device stops the command instead of failing each piped path).
+/// </summary>
+public sealed class CheckInferenceDeviceOperation : IOperation
+{
+    public string Device { get; init; } = "cpu";
+    public string DType { get; init; } = "auto";
+
+    public void Execute(IOperationHost host) => GpuModelHandle.CheckDevice(Device, DType);
+}
+
 /// <summary>Remove-GpuModel: free a loaded model.</summary>
 public sealed class RemoveGpuModelOperation : IOperation
 {
@@ -38,6 +50,12 @@ public sealed class RemoveGpuModelOperation : IOperation
 
     public void Execute(IOperationHost host)
     {
+        if (Model.IsPathOnly)
+        {
+            host.WriteError(new OperationError("ModelNotLoaded", ErrorCategory.InvalidArgument, $"'{Model.Path}' is a model path, not a loaded model: there is nothing to remove.", Model));
+            return;
+        }
+
         if (!Model.IsLoaded)
         {
             host.WriteError(new OperationError("ModelAlreadyRemoved", ErrorCategory.InvalidOperation, $"Model '{Model.Name}' (handle {Model.Id}) was already removed.", Model));
@@ -55,12 +73,18 @@ internal static class ModelUse
 {
     public static (GpuModelHandle Handle, bool Owned) Resolve(GpuModelHandle? model, string? path, string? device, IOperationHost host)
     {
+        if (model is { IsPathOnly: true })
+        {
+            path = model.Path;
+            model = null;
+        }
+
         if (model is not null)
         {
             _ = model.Engine; // a clear error when removed
             if (device is not null && !string.Equals(GpuModelHandle.ParseDevice(device).Kind, GpuModelHandle.ParseDevice(model.Device).Kind, StringComparison.Ordinal))
                 throw GpuOpsException.InvalidArgument("DeviceMismatch", $"Model '{model.Name}' is loaded on {model.Device}, not {device}.", device);
-            return (model, model.Transient);
+            return (model, false);
         }
 
         if (string.IsNullOrWhiteSpace(path)) throw GpuOpsException.InvalidArgument("NoModel", "Give a model: a handle from Import-GpuModel or a path.");
@@ -241,7 +265,7 @@ public sealed class MeasureGpuInferenceOperation : IOperation
             }
 
             done++;
-            long weightBytes = engine.Weights.WeightBytesPerToken;
+            long weightBytes = engine.WeightBytesPerToken;
             int vocab = engine.Config.VocabSize;
             var rng = new Random(1234);
             int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();

@@ -47,7 +47,7 @@ public sealed record GenerationTimings(
 public static class TextGenerator
 {
     public static IReadOnlyList<SequenceOutput> Generate(
-        LlamaCpuEngine engine,
+        IInferenceEngine engine,
         ITokenizer? tokenizer,
         IReadOnlyList<int[]> prompts,
         GenerationOptions options,
@@ -69,7 +69,7 @@ public static class TextGenerator
         int longest = prompts.Max(p => p.Length);
         int maxPos = Math.Max(engine.Config.MaxPositionEmbeddings, 1);
         int maxContext = options.MaxContext ?? Math.Min(longest + Math.Max(options.MaxNewTokens, 1), Math.Max(maxPos, longest + 1));
-        if (longest >= maxContext + (options.MaxNewTokens == 0 ? 1 : 0))
+        if (longest > maxContext)
             throw new GpuOpsException("PromptTooLong", ErrorCategory.LimitsExceeded,
                 $"A prompt has {longest} tokens but the context holds {maxContext}.", longest, recommendedAction: "Use a shorter prompt or a larger MaxContext.");
 

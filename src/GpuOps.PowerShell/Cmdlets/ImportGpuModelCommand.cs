@@ -17,9 +17,9 @@ public sealed class ImportGpuModelCommand : GpuOpsCmdlet
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = string.Empty;
 
-    /// <summary>cpu, cuda or cuda:N.</summary>
+    /// <summary>cpu, cuda, cuda:N or auto (CUDA when a GPU and the CUDA engine are present, otherwise the CPU).</summary>
     [Parameter]
-    [ValidatePattern(@"^(?i)(cpu|cuda(:\d+)?)$")]
+    [ValidatePattern(@"^(?i)(auto|cpu|cuda(:\d+)?)$")]
     [ArgumentCompleter(typeof(DeviceCompleter))]
     public string Device { get; set; } = "cpu";
 
@@ -28,17 +28,20 @@ public sealed class ImportGpuModelCommand : GpuOpsCmdlet
     [ValidateSet("auto", "float32", "bfloat16", "float16")]
     public string DType { get; set; } = "auto";
 
+    /// <summary>An unsupported device or dtype stops the command (terminating), before any path is read.</summary>
+    protected override void BeginProcessing() => Run(new CheckInferenceDeviceOperation { Device = Device, DType = DType });
+
     protected override void ProcessRecord() =>
         RunForItem(new ImportGpuModelOperation { Path = GetUnresolvedProviderPathFromPSPath(Path), Device = Device, DType = DType });
 }
 
-/// <summary>Completes -Device with cpu, cuda and cuda:0..7.</summary>
+/// <summary>Completes -Device with cpu, cuda, auto and cuda:0..7.</summary>
 public sealed class DeviceCompleter : IArgumentCompleter
 {
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
     {
-        var all = new[] { "cpu", "cuda" }.Concat(Enumerable.Range(0, 8).Select(i => $"cuda:{i}"));
+        var all = new[] { "cpu", "cuda", "auto" }.Concat(Enumerable.Range(0, 8).Select(i => $"cuda:{i}"));
         return all.Where(d => d.StartsWith(wordToComplete ?? string.Empty, StringComparison.OrdinalIgnoreCase))
             .Select(d => new CompletionResult(d, d, CompletionResultType.ParameterValue, d));
     }

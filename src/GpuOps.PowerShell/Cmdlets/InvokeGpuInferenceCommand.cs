@@ -77,7 +77,8 @@ public sealed class InvokeGpuInferenceCommand : GpuOpsCmdlet
         {
             Run(new InvokeGpuInferenceOperation
             {
-                Model = group.Key,
+                Model = group.Key.IsPathOnly ? null : group.Key,
+                ModelPath = group.Key.IsPathOnly ? GetUnresolvedProviderPathFromPSPath(group.Key.Path) : null,
                 Prompts = group.Select(g => g.Prompt).ToList(),
                 MaxTokens = MaxTokens,
                 Temperature = Temperature,

@@ -36,7 +36,8 @@ public sealed class MeasureGpuInferenceCommand : GpuOpsCmdlet
     protected override void ProcessRecord() =>
         RunForItem(new MeasureGpuInferenceOperation
         {
-            Model = Model,
+            Model = Model.IsPathOnly ? null : Model,
+            ModelPath = Model.IsPathOnly ? GetUnresolvedProviderPathFromPSPath(Model.Path) : null,
             PromptLengths = PromptLength,
             BatchSizes = BatchSize,
             DecodeTokens = DecodeTokens,

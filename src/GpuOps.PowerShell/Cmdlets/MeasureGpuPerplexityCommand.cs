@@ -32,5 +32,5 @@ public sealed class MeasureGpuPerplexityCommand : GpuOpsCmdlet
     public int? MaxWindows { get; set; }
 
     protected override void ProcessRecord() =>
-        RunForItem(new MeasureGpuPerplexityOperation { Model = Model, Path = GetUnresolvedProviderPathFromPSPath(Path), Context = Context, MaxWindows = MaxWindows });
+        RunForItem(new MeasureGpuPerplexityOperation { Model = Model.IsPathOnly ? null : Model, ModelPath = Model.IsPathOnly ? GetUnresolvedProviderPathFromPSPath(Model.Path) : null, Path = GetUnresolvedProviderPathFromPSPath(Path), Context = Context, MaxWindows = MaxWindows });
 }

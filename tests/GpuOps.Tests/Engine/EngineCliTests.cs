@@ -52,7 +52,7 @@ public class EngineCliTests
     [Fact]
     public void BenchInferencePrintsPrefillAndDecodeRows()
     {
-        var (code, stdout, stderr) = CliTests.Gpuops("bench", "inference", Model, "--prompt-lengths", "8", "--batch-sizes", "1", "2", "--decode-tokens", "2", "--copy-mib", "16", "--json");
+        var (code, stdout, stderr) = CliTests.Gpuops("bench-inference", Model, "--prompt-lengths", "8", "--batch-sizes", "1", "2", "--decode-tokens", "2", "--copy-mib", "16", "--json");
         Assert.True(code == 0, stderr);
         var rows = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal(new[] { "prefill", "decode", "decode" }, rows.Select(r => r.GetProperty("phase").GetString()));

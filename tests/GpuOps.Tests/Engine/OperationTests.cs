@@ -67,6 +67,9 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
         var ex = Assert.Throws<GpuOpsException>(() => new ImportGpuModelOperation { Path = ModelDir, Device = device, DType = dtype }.Execute(new RecordingHost()));
         Assert.Equal(id, ex.ErrorId);
         Assert.DoesNotContain('\n', ex.Message);
+        // The same error from the up-front check Import-GpuModel runs as a terminating error.
+        var early = Assert.Throws<GpuOpsException>(() => new CheckInferenceDeviceOperation { Device = device, DType = dtype }.Execute(new RecordingHost()));
+        Assert.Equal(id, early.ErrorId);
     }
 
     [Fact]
@@ -144,6 +147,19 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
     }
 
     [Fact]
+    public void AFullContextEndsTheSequenceAndATooLongPromptIsAnError()
+    {
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { "You will" }, MaxTokens = 10, MaxContext = 5, IgnoreEos = true }.Execute(host);
+        var r = Assert.Single(host.ObjectsOf<GpuInferenceResult>());
+        Assert.Equal(3, r.GeneratedTokens); // 3 prompt tokens + 2 decoded positions fill 5; the 3rd new token needs no cache
+        Assert.Equal(Greedy(0).NewIds[..3], r.Ids);
+        Assert.Equal("length", r.FinishReason);
+        var ex = Assert.Throws<GpuOpsException>(() => new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { "You will" }, MaxContext = 2 }.Execute(new RecordingHost()));
+        Assert.Equal("PromptTooLong", ex.ErrorId);
+    }
+
+    [Fact]
     public void SeededSamplingIsReproducibleThroughTheOperation()
     {
         int[] Run(int seed)
@@ -155,17 +171,6 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
 
         Assert.Equal(Run(5), Run(5));
         Assert.NotEqual(Run(5), Run(6));
-    }
-
-    [Fact]
-    public void APathGivesATemporaryModelThatIsFreedAfterwards()
-    {
-        int before = GpuModelHandle.All.Count;
-        var host = new RecordingHost();
-        new InvokeGpuInferenceOperation { ModelPath = ModelDir, Prompts = new[] { "Love is" }, MaxTokens = 3 }.Execute(host);
-        Assert.Equal(3, Assert.Single(host.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
-        Assert.Equal(before, GpuModelHandle.All.Count(h => h.Path == fx.Handle.Path) + GpuModelHandle.All.Count(h => h.Path != fx.Handle.Path));
-        Assert.DoesNotContain(GpuModelHandle.All, h => h.Transient);
     }
 
     [Fact]
@@ -208,5 +213,40 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
         Assert.Equal(d.TokensPerSecond / d.BoundTokensPerSecond.Value, d.FractionOfBound!.Value, 1e-9);
         Assert.Equal(3 * d.BoundTokensPerSecond.Value, rows[3].BoundTokensPerSecond!.Value, 1e-6 * rows[3].BoundTokensPerSecond!.Value);
         Assert.Equal(12, rows[3].Tokens);
+    }
+}
+
+/// <summary>Tests that count the process-wide list of loaded handles: run alone, not beside other classes that load models.</summary>
+[CollectionDefinition("GpuModelHandleRegistry", DisableParallelization = true)]
+public sealed class GpuModelHandleRegistryCollection
+{
+}
+
+[Collection("GpuModelHandleRegistry")]
+public class HandleRegistryTests
+{
+    [Fact]
+    public void APathGivesATemporaryModelThatIsFreedAfterwards()
+    {
+        var before = GpuModelHandle.All.Select(h => h.Id).ToList();
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { ModelPath = Repo.Data("fortune-llama"), Prompts = new[] { "Love is" }, MaxTokens = 3 }.Execute(host);
+        Assert.Equal(3, Assert.Single(host.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
+        Assert.Equal(before, GpuModelHandle.All.Select(h => h.Id).ToList());
+
+        // A handle made from a path (PowerShell's conversion for -Model <path>) only carries the path: nothing is
+        // loaded or listed until an operation loads it for one command and frees it afterwards.
+        var pathOnly = new GpuModelHandle(Repo.Data("fortune-llama"));
+        Assert.True(pathOnly.IsPathOnly);
+        Assert.False(pathOnly.IsLoaded);
+        Assert.DoesNotContain(pathOnly, GpuModelHandle.All);
+        Assert.Equal("ModelNotLoaded", Assert.Throws<GpuOpsException>(() => pathOnly.Engine).ErrorId);
+        var h = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = pathOnly, Prompts = new[] { "Love is" }, MaxTokens = 2 }.Execute(h);
+        Assert.Equal(2, Assert.Single(h.ObjectsOf<GpuInferenceResult>()).GeneratedTokens);
+        Assert.Equal(before, GpuModelHandle.All.Select(x => x.Id).ToList());
+        var rm = new RecordingHost();
+        new RemoveGpuModelOperation { Model = pathOnly }.Execute(rm);
+        Assert.Equal("ModelNotLoaded", Assert.Single(rm.Errors).ErrorId);
     }
 }
