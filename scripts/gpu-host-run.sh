@@ -1,15 +1,53 @@
 #!/usr/bin/env bash
-# Runs on a GPU host (from the repository root, after scripts/publish-gpu-host.sh here and a device call
-# carrying .gpu-host): gpuops info, then the test assembly (GPU tests included; the module-layout tests,
-# trait Category=Module, need module/bin and PowerShell's reference assembly and run on CI instead).
-# Everything is written under $OUT (default ./gpu-host-out).
+# Runs on a GPU host, from the repository root, after scripts/publish-gpu-host.sh here and a device call
+# carrying .gpu-host. Records, under $OUT/run/ and packed as $OUT/gpu-host-run.tgz:
+#   - nvidia-smi, `gpuops info --json`, the loader's view of the NVIDIA libraries;
+#   - the test assembly, GPU tests included (the module-layout tests, trait Category=Module, need module/bin and
+#     PowerShell's reference assembly and run on CI instead); the NVML GPU-host tests write their JSON here too;
+#   - the NVML read paths through the CLI: inventory, processes, power limits, a 100 Hz telemetry stream for 10 s
+#     with its statistics (sample cost, CPU use, cadence jitter), an energy window around a known load (PyTorch
+#     matmuls), and the power-capping dry run (`power set --percent 70 --what-if`: nothing is changed);
+#   - the Memory benchmark suite with NVML energy per run.
+# Never changes a power limit, clock or mode.
 set -uo pipefail
 OUT=${OUT:-$(pwd)/gpu-host-out}
-mkdir -p "$OUT"
-dn="bash .gpu-host/dotnet"
-export GPUOPS_REPO_ROOT=$(pwd)
-nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv | tee "$OUT/nvidia-smi.txt"
-$dn .gpu-host/cli/gpuops.dll info --json | tee "$OUT/info.json"
-$dn .gpu-host/tests/GpuOps.Tests.dll -noLogo -noColor -xml "$OUT/test-results.xml" ${GPUOPS_TEST_ARGS:--notrait Category=Module} 2>&1 | tee "$OUT/tests.log" | tail -60
-ldconfig -p | grep -E 'libcuda.so|libnvidia-ml|libnvrtc|libcublasLt' > "$OUT/libs.txt"
-grep -o '<assembly [^>]*' "$OUT/test-results.xml" | grep -oE ' (total|passed|failed|skipped|errors)="[0-9]+"' | tr -d '\n'; echo
+R="$OUT/run"
+mkdir -p "$R"
+export GPUOPS_REPO_ROOT=$(pwd) OUT="$R"
+gpuops() { bash .gpu-host/dotnet .gpu-host/cli/gpuops.dll "$@"; }
+step() { echo "== $*"; }
+
+step nvidia-smi
+nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,power.default_limit,power.min_limit,power.max_limit --format=csv | tee "$R/nvidia-smi.txt"
+ldconfig -p | grep -E 'libcuda.so|libnvidia-ml|libnvrtc|libcublasLt' > "$R/libs.txt"
+step info
+gpuops info --json | tee "$R/info.json"
+
+step tests
+bash .gpu-host/dotnet .gpu-host/tests/GpuOps.Tests.dll -noLogo -noColor -xml "$R/test-results.xml" ${GPUOPS_TEST_ARGS:--notrait Category=Module} > "$R/tests.log" 2>&1
+grep -E '\[FAIL\]|\[SKIP\]' -A3 "$R/tests.log" | head -80
+tail -3 "$R/tests.log"
+
+if [ "${GPUOPS_SKIP_NVML_CLI:-0}" != 1 ]; then
+  step nvml
+  gpuops gpu list --json > "$R/gpu-list.json"; echo "gpu list rc=$?"
+  gpuops gpu processes --json > "$R/gpu-processes.json"; echo "gpu processes rc=$?"
+  gpuops power get --json > "$R/power-get.json"; echo "power get rc=$?"
+  gpuops telemetry --interval 0.01 --duration 10 --stats --json > "$R/telemetry-100hz-stats.json"; echo "telemetry rc=$?"
+  cat "$R/telemetry-100hz-stats.json"
+  gpuops energy --json -- python3 -c "import torch;a=torch.randn(8192,8192,device='cuda',dtype=torch.bfloat16);[a@a for _ in range(3000)];torch.cuda.synchronize()" > "$R/energy-matmul.json"; echo "energy rc=$?"
+  cat "$R/energy-matmul.json"
+  gpuops power set --percent 70 --what-if > "$R/power-set-whatif.txt" 2>&1; echo "power set --what-if rc=$?"
+  cat "$R/power-set-whatif.txt"
+  gpuops power get --json > "$R/power-get-after.json"
+  cmp -s "$R/power-get.json" "$R/power-get-after.json" && echo "power limits unchanged by the dry run"
+fi
+
+if [ "${GPUOPS_SKIP_BENCH:-0}" != 1 ]; then
+  step bench
+  gpuops bench --suite Memory --json > "$R/bench-memory.json" 2> "$R/bench-memory.err"; echo "bench rc=$?"
+  head -c 1500 "$R/bench-memory.json"; echo
+fi
+
+tar czf "$OUT/gpu-host-run.tgz" -C "$OUT" run
+grep -o '<assembly [^>]*' "$R/test-results.xml" | grep -oE ' (total|passed|failed|skipped|errors)="[0-9]+"' | tr -d '\n'; echo
