@@ -1,4 +1,7 @@
 using System.Collections.Concurrent;
+using System.Reflection;
+using System.Runtime.Loader;
+using GpuOps.Core.Native;
 using GpuOps.Core.Hosting;
 using GpuOps.Core.Models;
 
@@ -13,9 +16,9 @@ public sealed class GpuModelHandle : IDisposable
 {
     private static int _nextId;
     private static readonly ConcurrentDictionary<int, GpuModelHandle> Loaded = new();
-    private LlamaCpuEngine? _engine;
+    private IInferenceEngine? _engine;
 
-    internal GpuModelHandle(string path, string format, string device, LlamaCpuEngine engine, ITokenizer tokenizer, GenerationDefaults generation)
+    internal GpuModelHandle(string path, string format, string device, IInferenceEngine engine, ITokenizer tokenizer, GenerationDefaults generation)
     {
         Id = Interlocked.Increment(ref _nextId);
         Path = path;
@@ -26,8 +29,9 @@ public sealed class GpuModelHandle : IDisposable
         Tokenizer = tokenizer;
         Generation = generation;
         Config = engine.Config;
-        ParameterCount = engine.Weights.ParameterCount;
-        WeightBytes = ParameterCount * sizeof(float);
+        ParameterCount = engine.ParameterCount;
+        WeightBytes = engine.WeightBytes;
+        DType = engine.DType;
         LoadedAt = DateTimeOffset.Now;
         Loaded[Id] = this;
     }
@@ -43,7 +47,7 @@ public sealed class GpuModelHandle : IDisposable
         Loaded.TryRemove(Id, out _); // not listed: PowerShell may convert a path more than once while binding
     }
 
-    private GpuModelHandle((string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) p)
+    private GpuModelHandle((string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) p)
         : this(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation)
     {
     }
@@ -65,7 +69,7 @@ public sealed class GpuModelHandle : IDisposable
     public string Device { get; }
 
     /// <summary>Compute dtype of the weights in memory.</summary>
-    public string DType => "float32";
+    public string DType { get; }
 
     public string Architecture => Config.Architecture;
 
@@ -91,12 +95,13 @@ public sealed class GpuModelHandle : IDisposable
     public static IReadOnlyList<GpuModelHandle> All => Loaded.Values.OrderBy(h => h.Id).ToList();
 
     /// <summary>The engine; a clear error once the handle has been removed.</summary>
-    public LlamaCpuEngine Engine => _engine ?? throw new GpuOpsException("ModelRemoved", ErrorCategory.InvalidOperation,
+    public IInferenceEngine Engine => _engine ?? throw new GpuOpsException("ModelRemoved", ErrorCategory.InvalidOperation,
         $"Model '{Name}' (handle {Id}) has been removed.", this, recommendedAction: "Import it again with Import-GpuModel.");
 
     public void Dispose()
     {
-        _engine = null;
+        var e = Interlocked.Exchange(ref _engine, null);
+        e?.Dispose();
         Loaded.TryRemove(Id, out _);
     }
 
@@ -117,8 +122,23 @@ public sealed class GpuModelHandle : IDisposable
         throw GpuOpsException.InvalidArgument("InvalidDevice", $"Device '{device}' is not one of cpu, cuda, cuda:N.", device);
     }
 
-    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
-    public static bool CudaEngineAvailable => false;
+    /// <summary>Whether this build has the CUDA inference engine (GpuOps.Cuda) and the driver sees a GPU.</summary>
+    public static bool CudaEngineAvailable => CudaFactory.Value is not null && NativeProbe.CudaDevices(out _).Count > 0;
+
+    /// <summary>GpuOps.Cuda's CudaEngineFactory.Create(ModelBundle, int device, Action&lt;double,string&gt;?, CancellationToken), found by reflection (Core does not reference it).</summary>
+    private static readonly Lazy<MethodInfo?> CudaFactory = new(() =>
+    {
+        try
+        {
+            var alc = AssemblyLoadContext.GetLoadContext(typeof(GpuModelHandle).Assembly) ?? AssemblyLoadContext.Default;
+            var asm = alc.LoadFromAssemblyName(new AssemblyName("GpuOps.Cuda"));
+            return asm.GetType("GpuOps.Cuda.Engine.CudaEngineFactory")?.GetMethod("Create", BindingFlags.Public | BindingFlags.Static);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
+        {
+            return null;
+        }
+    });
 
     /// <summary>
     /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).
@@ -129,15 +149,50 @@ public sealed class GpuModelHandle : IDisposable
         return new GpuModelHandle(p.Path, p.Format, p.Device, p.Engine, p.Tokenizer, p.Generation);
     }
 
-    private static (string Path, string Format, string Device, LlamaCpuEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
+    private static (string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
         string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
     {
         var (kind, index) = ParseDevice(device);
         if (kind == "cuda")
         {
-            throw new GpuOpsException("CudaEngineNotAvailable", ErrorCategory.NotImplemented,
-                $"Inference on cuda:{index} is not supported yet in this build; the CPU engine is.", device,
-                recommendedAction: "Use -Device cpu (CLI: --device cpu).");
+            var factory = CudaFactory.Value;
+            if (factory is null)
+            {
+                throw new GpuOpsException("CudaEngineNotAvailable", ErrorCategory.NotImplemented,
+                    $"Inference on cuda:{index} needs GpuOps.Cuda, which this build does not have; the CPU engine is there.", device,
+                    recommendedAction: "Use -Device cpu (CLI: --device cpu).");
+            }
+
+            if (!NativeLibraries.IsAvailable(NativeLibraryKind.CudaDriver) || NativeProbe.CudaDevices(out _).Count == 0)
+            {
+                throw new GpuOpsException("CudaEngineNotAvailable", ErrorCategory.ResourceUnavailable,
+                    $"Inference on cuda:{index} needs an NVIDIA GPU and its driver, and this machine has none.", device,
+                    recommendedAction: "Use -Device cpu (CLI: --device cpu), or run on a machine with a CUDA GPU.");
+            }
+
+            string cdt = (dtype ?? "auto").Trim().ToLowerInvariant();
+            if (cdt is not ("auto" or "bfloat16" or "bf16"))
+            {
+                throw new GpuOpsException("DTypeNotSupported", ErrorCategory.InvalidArgument,
+                    $"The CUDA engine computes in bfloat16; DType '{dtype}' is not supported on the GPU.", dtype,
+                    recommendedAction: "Use -DType bfloat16 or auto.");
+            }
+
+            var cb = ModelFiles.Open(path);
+            try
+            {
+                var engine = (IInferenceEngine)factory.Invoke(null, new object?[] { cb, index, progress, cancellationToken })!;
+                return (cb.Path, cb.Format, engine.Device, engine, cb.Tokenizer, cb.Generation);
+            }
+            catch (TargetInvocationException tie) when (tie.InnerException is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(tie.InnerException).Throw();
+                throw;
+            }
+            finally
+            {
+                cb.Dispose();
+            }
         }
 
         string dt = (dtype ?? "auto").Trim().ToLowerInvariant();

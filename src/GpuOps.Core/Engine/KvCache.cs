@@ -6,7 +6,7 @@ namespace GpuOps.Core.Engine;
 /// Key/value cache of the CPU engine: one slot per sequence of a batch, each holding up to
 /// <see cref="MaxContext"/> positions of every layer's keys and values (float32, [position, kvHeads·headDim]).
 /// </summary>
-public sealed class KvCache
+public sealed class KvCache : IKvCache
 {
     private readonly float[][][] _keys;   // [layer][slot] -> [maxContext * kvDim]
     private readonly float[][][] _values;
@@ -55,6 +55,10 @@ public sealed class KvCache
     public void Reset(int slot) => _lengths[slot] = 0;
 
     public void ResetAll() => Array.Clear(_lengths);
+
+    public void Dispose()
+    {
+    }
 
     internal float[] Keys(int layer, int slot) => _keys[layer][slot];
 

@@ -14,7 +14,7 @@ public readonly record struct SequenceChunk(int Slot, int[] Tokens);
 /// any mix of prefill and decode: the new tokens of every sequence go through the projections together as one
 /// matrix, and each token attends to its own sequence's cache up to its position.
 /// </summary>
-public sealed class LlamaCpuEngine
+public sealed class LlamaCpuEngine : IInferenceEngine
 {
     private readonly LlamaWeights _w;
     private readonly LlamaConfig _c;
@@ -42,6 +42,28 @@ public sealed class LlamaCpuEngine
 
     /// <summary>Limit on worker threads for matmuls and attention (null = all cores).</summary>
     public int? MaxDegreeOfParallelism { get; set; }
+
+    public string Device => "cpu";
+
+    public string DType => "float32";
+
+    public long ParameterCount => _w.ParameterCount;
+
+    public long WeightBytes => _w.ParameterCount * sizeof(float);
+
+    public long WeightBytesPerToken => _w.WeightBytesPerToken;
+
+    IKvCache IInferenceEngine.CreateCache(int slots, int maxContext) => CreateCache(slots, maxContext);
+
+    float[][] IInferenceEngine.Forward(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, bool allLogits, CancellationToken cancellationToken) =>
+        Forward(cache as KvCache ?? throw GpuOpsException.InvalidArgument("KvCacheMismatch", "This KV cache belongs to another engine."), chunks, allLogits, cancellationToken);
+
+    public int[] ForwardArgMax(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, CancellationToken cancellationToken = default) =>
+        ((IInferenceEngine)this).Forward(cache, chunks, false, cancellationToken).Select(l => Sampler.ArgMax(l)).ToArray();
+
+    public void Dispose()
+    {
+    }
 
     public KvCache CreateCache(int slots, int maxContext)
     {

@@ -37,7 +37,7 @@ public static class PerplexityCalculator
     /// Score the stream. <paramref name="maxWindows"/> limits the number of windows (a documented subset, for quick checks);
     /// <paramref name="progress"/> gets (windows done, windows in all).
     /// </summary>
-    public static PerplexityResult Compute(LlamaCpuEngine engine, int[] tokens, int context, int? maxWindows = null,
+    public static PerplexityResult Compute(IInferenceEngine engine, int[] tokens, int context, int? maxWindows = null,
         Action<int, int>? progress = null, CancellationToken cancellationToken = default)
     {
         if (context < 2) throw GpuOpsException.InvalidArgument("InvalidContext", $"Context must be at least 2 tokens, got {context}.", context);
@@ -46,7 +46,7 @@ public static class PerplexityCalculator
         if (windows == 0)
             throw GpuOpsException.InvalidArgument("TextTooShort", $"The text has {tokens.Length} tokens, fewer than one window of {context}.", tokens.Length);
         int V = engine.Config.VocabSize;
-        var cache = engine.CreateCache(1, context);
+        using var cache = engine.CreateCache(1, context);
         double nll = 0;
         long scored = 0;
         var scratch = new float[V];

@@ -58,8 +58,6 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
     }
 
     [Theory]
-    [InlineData("cuda", "auto", "CudaEngineNotAvailable")]
-    [InlineData("cuda:1", "auto", "CudaEngineNotAvailable")]
     [InlineData("tpu", "auto", "InvalidDevice")]
     [InlineData("cpu", "bfloat16", "DTypeNotSupported")]
     public void UnsupportedDevicesAndDTypesAreClearErrors(string device, string dtype, string id)
@@ -67,6 +65,18 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
         var ex = Assert.Throws<GpuOpsException>(() => new ImportGpuModelOperation { Path = ModelDir, Device = device, DType = dtype }.Execute(new RecordingHost()));
         Assert.Equal(id, ex.ErrorId);
         Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void CudaWithoutAGpuIsAClearError()
+    {
+        if (Gpu.Present) return; // on a GPU host the CUDA engine loads (tests/GpuOps.Tests/CudaEngine)
+        foreach (var device in new[] { "cuda", "cuda:1" })
+        {
+            var ex = Assert.Throws<GpuOpsException>(() => new ImportGpuModelOperation { Path = ModelDir, Device = device }.Execute(new RecordingHost()));
+            Assert.Equal("CudaEngineNotAvailable", ex.ErrorId);
+            Assert.DoesNotContain('\n', ex.Message);
+        }
     }
 
     [Fact]

@@ -1,0 +1,71 @@
+using GpuOps.Core.Models;
+
+namespace GpuOps.Core.Engine;
+
+/// <summary>A KV cache of some engine: one slot per sequence, each up to <see cref="MaxContext"/> positions.</summary>
+public interface IKvCache : IDisposable
+{
+    int Slots { get; }
+
+    int MaxContext { get; }
+
+    /// <summary>Positions filled in <paramref name="slot"/>.</summary>
+    int Length(int slot);
+
+    /// <summary>Forget a slot's contents.</summary>
+    void Reset(int slot);
+
+    void ResetAll();
+}
+
+/// <summary>
+/// A forward pass of a llama / mistral / qwen2 decoder on some device (the CPU float32 engine, the CUDA bf16 engine).
+/// TextGenerator, PerplexityCalculator and the benchmark drive any engine through this.
+/// </summary>
+public interface IInferenceEngine : IDisposable
+{
+    LlamaConfig Config { get; }
+
+    /// <summary>"cpu" or "cuda:N".</summary>
+    string Device { get; }
+
+    /// <summary>"float32", "bfloat16".</summary>
+    string DType { get; }
+
+    long ParameterCount { get; }
+
+    /// <summary>Bytes the weights take on the device.</summary>
+    long WeightBytes { get; }
+
+    /// <summary>Weight bytes read per decode step (everything but the embedding table, plus one row of it).</summary>
+    long WeightBytesPerToken { get; }
+
+    IKvCache CreateCache(int slots, int maxContext);
+
+    /// <summary>Run the new tokens of each chunk; per chunk the logits of every new position (allLogits) or of its last one.</summary>
+    float[][] Forward(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, bool allLogits, CancellationToken cancellationToken = default);
+
+    /// <summary>As <see cref="Forward"/>, but only the greedy choice (argmax of the last position's logits) of each chunk.</summary>
+    int[] ForwardArgMax(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, CancellationToken cancellationToken = default);
+}
+
+/// <summary>An engine that can run many greedy decode steps on the device without the host in the loop (benchmarks).</summary>
+public interface IDeviceGreedyDecoder
+{
+    /// <summary>
+    /// From <paramref name="next"/> (one token per slot 0..B-1, each at its slot's current length), run
+    /// <paramref name="steps"/> greedy decode steps; returns the new ids [step][b] and the seconds the steps took on the device.
+    /// The energy (joules, from NVML's counter) is null where it cannot be read.
+    /// </summary>
+    DeviceDecodeResult DecodeGreedy(IKvCache cache, int[] next, int steps, CancellationToken cancellationToken = default);
+
+    /// <summary>The device's memory copy bandwidth (bytes read + written per second) over a buffer of <paramref name="bytes"/>.</summary>
+    double MeasureCopyBytesPerSecond(long bytes);
+}
+
+/// <summary>What <see cref="IDeviceGreedyDecoder.DecodeGreedy"/> produced. Plain data.</summary>
+public sealed record DeviceDecodeResult(int[][] Ids, double Seconds, double? Joules);
+
+internal static class DeviceDecodeDoc
+{
+}
