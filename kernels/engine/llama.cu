@@ -5,6 +5,20 @@
 
 typedef unsigned int u32;
 
+// Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start while its predecessor
+// runs; pdl_wait() blocks until the predecessor grid has finished and its writes are visible, pdl_trigger() lets the
+// next kernel launch. Without the attribute both are no-ops. Before pdl_wait() a kernel touches only the weights.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float silu(float g) { return g / (1.f + __expf(-g)); }
 
 __device__ __forceinline__ void bf8_to_f(const uint4& v, float* f) {
@@ -25,6 +39,8 @@ __device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
 // of the decode GEMVs). grid T, block 256.
 extern "C" __global__ void embed(const int* __restrict__ tokens, const u16* __restrict__ table, float* __restrict__ x,
                                  float* __restrict__ sumsq, int H) {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float sh[33];
     int t = blockIdx.x;
     const u16* row = table + (i64)tokens[t] * H;
@@ -41,6 +57,8 @@ extern "C" __global__ void embed(const int* __restrict__ tokens, const u16* __re
 // RMSNorm: out[t, :] = bf16(x * rsqrt(mean(x^2) + eps) * g). grid T, block 256.
 extern "C" __global__ void rmsnorm(const float* __restrict__ x, const u16* __restrict__ g, u16* __restrict__ out, int H, float eps,
                                    const int* __restrict__ rows) {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float sh[33];
     int t = rows ? rows[blockIdx.x] : blockIdx.x;
     const float* xr = x + (i64)t * H;
@@ -73,6 +91,23 @@ __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* 
     constexpr int U = R >= 4 ? 4 : 8 / R;
     __shared__ float part[4][4];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    {
+        // the weights do not depend on earlier kernels: start pulling this warp's first rows into L2 before waiting
+        int g0 = blockIdx.x * 4 + warp;
+        if (g0 * R < N) {
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const u16* wr0 = W + (i64)min(g0 * R + r, N - 1) * K;
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    int c = lane + u * 32;
+                    if (c < (K >> 3)) asm volatile("prefetch.global.L2 [%0];" :: "l"(wr0 + (i64)c * 8));
+                }
+            }
+        }
+    }
+    pdl_wait();
+    pdl_trigger();
     float rs[B];
     if (NORM) {
 #pragma unroll
@@ -200,6 +235,8 @@ GEMV_MULTI(4)
 extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict__ bias, const int* __restrict__ slot, const int* __restrict__ pos,
                                    const float* __restrict__ invf, u16* __restrict__ kc, u16* __restrict__ vc, int nh, int nkv, int hd,
                                    int maxCtx, int layout) {
+    pdl_wait();
+    pdl_trigger();
     int t = blockIdx.x;
     int qkvDim = (nh + 2 * nkv) * hd;
     u16* row = qkv + (i64)t * qkvDim;
@@ -243,6 +280,8 @@ template <int HD>
 __device__ __forceinline__ void attn_token_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
                                                 u16* __restrict__ out, const int* __restrict__ slot, const int* __restrict__ pos,
                                                 int nh, int nkv, int maxCtx, int window, float scale) {
+    pdl_wait();
+    pdl_trigger();
     extern __shared__ float smem[];
     __shared__ float red[33];
     constexpr int TPP = HD / 8;        // threads per position in the value pass
@@ -324,8 +363,155 @@ __device__ __forceinline__ void mma_bf16(float* c, const u32* a, u32 b0, u32 b1)
 }
 __device__ __forceinline__ u32 pack_bf2(float lo, float hi) { return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16); }
 
+__device__ __forceinline__ u32 smem_u32(const void* p) {
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
 template <int HD>
 __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
+                                                  u16* __restrict__ out, int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {
+    constexpr int KS = HD + 8;   // K tile row stride (elements)
+    __shared__ __align__(16) u16 Ks[64 * KS];
+    __shared__ __align__(16) u16 Vs[64 * KS];   // row-major like K; B fragments of P.V come through ldmatrix.trans
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int gq = lane >> 2, tq = lane & 3;
+    int h = blockIdx.y, kvh = h / (nh / nkv);
+    int qkvDim = (nh + 2 * nkv) * HD;
+    int rowBase = blockIdx.x * 64 + warp * 16;    // first query row of this warp (chunk-relative)
+    int ra = rowBase + gq, rb = rowBase + gq + 8;
+    int pa = q0 + ra, pb = q0 + rb;               // their positions
+    // Q fragments (scaled by softmax scale * log2 e so exp2 can be used)
+    const float qs = scale * 1.4426950408889634f;
+    u32 qf[HD / 16][4];
+    {
+        const u16* qa = qkv + (i64)min(ra, Tq - 1) * qkvDim + h * HD;
+        const u16* qb = qkv + (i64)min(rb, Tq - 1) * qkvDim + h * HD;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            int c = kk * 16 + tq * 2;
+            qf[kk][0] = pack_bf2(bf2f(qa[c]) * qs, bf2f(qa[c + 1]) * qs);
+            qf[kk][1] = pack_bf2(bf2f(qb[c]) * qs, bf2f(qb[c + 1]) * qs);
+            qf[kk][2] = pack_bf2(bf2f(qa[c + 8]) * qs, bf2f(qa[c + 9]) * qs);
+            qf[kk][3] = pack_bf2(bf2f(qb[c + 8]) * qs, bf2f(qb[c + 9]) * qs);
+        }
+    }
+    float o[HD / 8][4];
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float ma = NEG_INF, mb = NEG_INF, la = 0.f, lb = 0.f;
+    int lastRow = min(Tq - 1, blockIdx.x * 64 + 63);
+    int pmax = q0 + lastRow;                                    // largest position any query of the block sees
+    int pminStart = window > 0 ? max(0, q0 + blockIdx.x * 64 - window + 1) : 0;
+    const u16* kbase = kc + ((i64)slot * nkv + kvh) * maxCtx * HD;
+    const u16* vbase = vc + ((i64)slot * nkv + kvh) * maxCtx * HD;
+    for (int k0 = (pminStart / 64) * 64; k0 <= pmax; k0 += 64) {
+        __syncthreads();
+        // load K tile [64][HD] and V^T tile [HD][64]
+        for (int i = threadIdx.x; i < 64 * (HD / 8); i += 128) {
+            int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+            int key = k0 + r;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (key <= pmax) {
+                kv = *(const uint4*)(kbase + (i64)key * HD + c);
+                vv = *(const uint4*)(vbase + (i64)key * HD + c);
+            }
+            *(uint4*)(Ks + r * KS + c) = kv;
+            *(uint4*)(Vs + r * KS + c) = vv;
+        }
+        __syncthreads();
+        // S = Q K^T for 64 keys: 8 n-tiles of 8 keys
+        float s[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            const u16* kr = Ks + (j * 8 + gq) * KS + tq * 2;
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                u32 b0 = *(const u32*)(kr + kk * 16);
+                u32 b1 = *(const u32*)(kr + kk * 16 + 8);
+                mma_bf16(s[j], qf[kk], b0, b1);
+            }
+        }
+        // mask and online softmax (rows ra: s[j][0..1], rb: s[j][2..3])
+        float ta = NEG_INF, tb = NEG_INF;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int key = k0 + j * 8 + tq * 2 + e;
+                bool okA = key <= pa && (window <= 0 || key > pa - window);
+                bool okB = key <= pb && (window <= 0 || key > pb - window);
+                if (!okA) s[j][e] = NEG_INF;
+                if (!okB) s[j][2 + e] = NEG_INF;
+                ta = fmaxf(ta, s[j][e]);
+                tb = fmaxf(tb, s[j][2 + e]);
+            }
+        }
+        ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 1)); ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 2));
+        tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 1)); tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 2));
+        float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
+        float refA = na == NEG_INF ? 0.f : na, refB = nb == NEG_INF ? 0.f : nb;
+        float fa = exp2f(ma - refA), fb = exp2f(mb - refB);
+        ma = na; mb = nb;
+        float sa = 0.f, sb = 0.f;
+        u32 pf[4][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float p0 = exp2f(s[j][0] - refA), p1 = exp2f(s[j][1] - refA);
+            float p2 = exp2f(s[j][2] - refB), p3 = exp2f(s[j][3] - refB);
+            sa += p0 + p1;
+            sb += p2 + p3;
+            int kk = j >> 1;
+            if ((j & 1) == 0) { pf[kk][0] = pack_bf2(p0, p1); pf[kk][1] = pack_bf2(p2, p3); }
+            else { pf[kk][2] = pack_bf2(p0, p1); pf[kk][3] = pack_bf2(p2, p3); }
+        }
+        sa += __shfl_xor_sync(0xffffffffu, sa, 1); sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+        sb += __shfl_xor_sync(0xffffffffu, sb, 1); sb += __shfl_xor_sync(0xffffffffu, sb, 2);
+        la = la * fa + sa;
+        lb = lb * fb + sb;
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) {
+            o[j][0] *= fa; o[j][1] *= fa; o[j][2] *= fb; o[j][3] *= fb;
+#pragma unroll
+            for (int kk = 0; kk < 4; kk += 2) {
+                // x4.trans: lane L gives the address of key row kk*16 + L, dims j*8..j*8+7; registers 0,1 are the
+                // (b0, b1) fragment of keys kk*16..+15 and registers 2,3 that of keys (kk+1)*16..+15
+                u32 addr = smem_u32(Vs + (kk * 16 + lane) * KS + j * 8);
+                u32 b0, b1, b2, b3;
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                             : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+                mma_bf16(o[j], pf[kk], b0, b1);
+                mma_bf16(o[j], pf[kk + 1], b2, b3);
+            }
+        }
+    }
+    float ia = la > 0.f ? 1.f / la : 0.f, ib = lb > 0.f ? 1.f / lb : 0.f;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+        int d = j * 8 + tq * 2;
+        if (ra < Tq) {
+            u16* oa = out + (i64)ra * nh * HD + h * HD + d;
+            *(u32*)oa = pack_bf2(o[j][0] * ia, o[j][1] * ia);
+        }
+        if (rb < Tq) {
+            u16* ob = out + (i64)rb * nh * HD + h * HD + d;
+            *(u32*)ob = pack_bf2(o[j][2] * ib, o[j][3] * ib);
+        }
+    }
+}
+#define ATTN_PREFILL(HD)                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128, 3) attn_prefill_hd##HD(const u16* qkv, const u16* kc, const u16* vc, u16* out, \
+        int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {                                      \
+        attn_prefill_impl<HD>(qkv, kc, vc, out, Tq, q0, slot, nh, nkv, maxCtx, window, scale);                                 \
+    }
+ATTN_PREFILL(64)
+ATTN_PREFILL(128)
+
+// The first version (V transposed into shared memory with 2-byte stores: 16-way bank conflicts), kept for comparison.
+template <int HD>
+__device__ __forceinline__ void attn_prefill_v1_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
                                                   u16* __restrict__ out, int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {
     constexpr int KS = HD + 8;   // K tile row stride (elements)
     constexpr int VS = 64 + 8;   // V^T tile row stride
@@ -455,13 +641,13 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
         }
     }
 }
-#define ATTN_PREFILL(HD)                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(128) attn_prefill_hd##HD(const u16* qkv, const u16* kc, const u16* vc, u16* out, \
+#define ATTN_PREFILL_V1(HD)                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128) attn_prefill_v1_hd##HD(const u16* qkv, const u16* kc, const u16* vc, u16* out, \
         int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {                                      \
-        attn_prefill_impl<HD>(qkv, kc, vc, out, Tq, q0, slot, nh, nkv, maxCtx, window, scale);                                 \
+        attn_prefill_v1_impl<HD>(qkv, kc, vc, out, Tq, q0, slot, nh, nkv, maxCtx, window, scale);                                 \
     }
-ATTN_PREFILL(64)
-ATTN_PREFILL(128)
+ATTN_PREFILL_V1(64)
+ATTN_PREFILL_V1(128)
 
 // ---------------------------------------------------------------------------------------------------------------
 // Prefill MLP activation: act[t, j] = bf16(silu(gu[t, 2j] + b[2j]) * (gu[t, 2j+1] + b[2j+1])) (gate/up rows interleaved).
@@ -496,6 +682,8 @@ extern "C" __global__ void interleave_rows(const u16* __restrict__ gate, const u
 // With advance != 0 the decode state moves on in place: tokens[b] = choice, pos[b] += 1, out[count[b]++ * B + b] = choice.
 extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int V, int B, int* __restrict__ tokens, int* __restrict__ pos,
                                        int* __restrict__ out, int* __restrict__ count, int advance) {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float sv[32];
     __shared__ int si[32];
     int b = blockIdx.x;

@@ -329,8 +329,19 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     // ------------------------------------------------------------------ kernels
 
-    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args) =>
-        Launcher.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
+    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args)
+    {
+        if (_pdlNow) PdlLaunch.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
+        else Launcher.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
+    }
+
+    private bool _pdlNow;
+
+    /// <summary>
+    /// Launch the decode step's kernels with programmatic dependent launch (each GEMV pulls its first weights into L2 while
+    /// the kernel before it finishes). GPUOPS_ENGINE_PDL=1 turns it on; applies to decode graphs captured afterwards.
+    /// </summary>
+    public bool ProgrammaticLaunch { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PDL") == "1";
 
     private static (int, int, int) G(long x, int y = 1) => ((int)x, y, 1);
 
@@ -386,7 +397,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 foreach (var ch in chunks)
                 {
                     ulong q = ws.Qkv + (ulong)((long)ch.Row * QkvDim * 2), o = ws.Attn + (ulong)((long)ch.Row * QDim * 2);
-                    K($"attn_prefill_hd{Hd}", ((ch.Len + 63) / 64, Nh, 1), 128, 0, q, kc, vc, o, ch.Len, ch.Pos, ch.Slot, Nh, Nkv, cache.MaxContext, window, Scale);
+                    K($"{PrefillAttentionKernel}_hd{Hd}", ((ch.Len + 63) / 64, Nh, 1), 128, 0, q, kc, vc, o, ch.Len, ch.Pos, ch.Slot, Nh, Nkv, cache.MaxContext, window, Scale);
                 }
             }
 
@@ -437,6 +448,41 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     /// <summary>Blocks of the decode GEMVs per multiprocessor (GPUOPS_GEMV_BLOCKS_PER_SM, default 8).</summary>
     internal int GemvBlocksPerSm { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_GEMV_BLOCKS_PER_SM"), out var b) && b > 0 ? b : 8;
+
+    /// <summary>The tensor-core prefill attention kernel: attn_prefill (ldmatrix.trans for V), or attn_prefill_v1 (GPUOPS_ENGINE_ATTN_V1=1; V transposed with 2-byte stores).</summary>
+    internal string PrefillAttentionKernel { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_ATTN_V1") == "1" ? "attn_prefill_v1" : "attn_prefill";
+
+    /// <summary>
+    /// For benchmarks: one batch-1 decode GEMV ("qkv", "o", "gateup", "down", "lmhead") alone, <paramref name="reps"/> times
+    /// over successive layers' weights (so nothing comes from L2); returns (ms per launch, weight bytes per launch).
+    /// </summary>
+    internal (double Ms, long Bytes) TimeGemv(string which, int reps)
+    {
+        using var cache = (CudaKvCache)CreateCache(1, 64);
+        var ws = cache.Graph(1).Ws;
+        Ctx.Bind();
+        Check(cuMemsetD32Async(ws.Ints, 0, (nuint)(4 * ws.Tokens), Ctx.Stream), "memset");
+        Check(cuMemsetD8Async(ws.Attn, 0x3C, (nuint)((long)QDim * 2), Ctx.Stream), "memset");
+        Check(cuMemsetD8Async(ws.Act, 0x3C, (nuint)((long)I * 2), Ctx.Stream), "memset");
+        K("embed", G(1), 256, 0, ws.TokenIds, Embedding, ws.X, ws.SumSq, H);
+        Action<int> launch = which switch
+        {
+            "qkv" => l => Gemv("gemv_b1_n1_e0_r2", QkvDim, 2, Layers[l].Wqkv, Layers[l].Bqkv, H, ws.X, Layers[l].AttnNorm, ws.SumSq, ws.Qkv, 0UL),
+            "o" => l => Gemv("gemv_b1_n0_e1_r1", H, 1, Layers[l].Wo, Layers[l].Bo, QDim, ws.Attn, 0UL, 0UL, ws.Logits, 0UL),
+            "gateup" => l => Gemv("gemv_b1_n1_e2_r2", 2 * I, 2, Layers[l].WGateUp, Layers[l].BGateUp, H, ws.X, Layers[l].MlpNorm, ws.SumSq, ws.Act, 0UL),
+            "down" => l => Gemv("gemv_b1_n0_e1_r1", H, 1, Layers[l].WDown, Layers[l].BDown, I, ws.Act, 0UL, 0UL, ws.Logits, 0UL),
+            _ => _ => Gemv("gemv_b1_n1_e3_r1", V, 1, Output, 0UL, H, ws.X, FinalNorm, ws.SumSq, ws.Logits, 0UL),
+        };
+        long bytes = which switch { "qkv" => (long)QkvDim * H, "o" => (long)H * QDim, "gateup" => 2L * I * H, "down" => (long)H * I, _ => (long)V * H } * 2;
+        for (int i = 0; i < 3; i++) launch(i % L);
+        using var e0 = Ctx.CreateEvent();
+        using var e1 = Ctx.CreateEvent();
+        e0.Record(Ctx.Stream);
+        for (int i = 0; i < reps; i++) launch(i % L);
+        e1.Record(Ctx.Stream);
+        e1.Synchronize();
+        return (CudaEvent.Elapsed(e0, e1) / reps, bytes);
+    }
 
     /// <summary>For benchmarks only: leave a prefill stage out ("attention" or "gemm") to see its share of the time.</summary>
     internal string? SkipStage { get; set; }
@@ -563,8 +609,16 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         bool gemv = dg.B <= 4;
         void Body()
         {
-            Enqueue(ws, cache, dg.B, null, dg.B, 0UL, gemv);
-            K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
+            _pdlNow = ProgrammaticLaunch;
+            try
+            {
+                Enqueue(ws, cache, dg.B, null, dg.B, 0UL, gemv);
+                K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
+            }
+            finally
+            {
+                _pdlNow = false;
+            }
         }
 
         if (dg.Graph is null && dg.Runs == 0 || Environment.GetEnvironmentVariable("GPUOPS_ENGINE_NO_GRAPH") == "1")
