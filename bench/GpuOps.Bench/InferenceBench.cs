@@ -161,37 +161,6 @@ public static class InferenceBench
                 ours["gemv_blocks_per_sm"] = bestBps;
                 Say($"  using {bestBps} GEMV blocks/SM");
 
-                // programmatic dependent launch: same prompt with and without, ids must be identical
-                var prompt = Tok(16);
-                int[][] Run(bool pdl, out double tps)
-                {
-                    engine.ProgrammaticLaunch = pdl;
-                    using var cache = engine.CreateCache(1, 16 + 256 + 16);
-                    var nx = engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, prompt) });
-                    var r = engine.DecodeGreedy(cache, nx, steps);
-                    tps = steps / r.Seconds;
-                    return r.Ids;
-                }
-
-                try
-                {
-                    var plain = Run(false, out double t0);
-                    var pdl = Run(true, out double t1);
-                    int same = plain.Zip(pdl).Count(z => z.First[0] == z.Second[0]);
-                    ours["decode_b1_plain_tok_s"] = t0;
-                    ours["decode_b1_pdl_tok_s"] = t1;
-                    ours["decode_b1_pdl_ids_equal"] = same;
-                    Say($"  decode batch 1, {steps} steps from one prompt: plain launches {t0:F1} tok/s, programmatic dependent launch {t1:F1} tok/s; ids equal at {same}/{steps} steps");
-                    engine.ProgrammaticLaunch = same == steps && t1 > t0;
-                }
-                catch (Exception ex) when (ex is GpuOps.Core.Hosting.GpuOpsException)
-                {
-                    Say($"  programmatic dependent launch failed: {ex.Message}");
-                    engine.ProgrammaticLaunch = false;
-                }
-
-                ours["decode_pdl_used"] = engine.ProgrammaticLaunch ? 1 : 0;
-                Say($"  decode figures below use {(engine.ProgrammaticLaunch ? "programmatic dependent launch" : "plain launches")}");
             }
 
             foreach (int b in batches)

@@ -7,7 +7,9 @@ typedef unsigned int u32;
 
 // Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start while its predecessor
 // runs; pdl_wait() blocks until the predecessor grid has finished and its writes are visible, pdl_trigger() lets the
-// next kernel launch. Without the attribute both are no-ops. Before pdl_wait() a kernel touches only the weights.
+// next kernel launch. Without the attribute both are no-ops, and the engine launches without it: on an H200
+// (bench/notes/cuda-engine.md, run 3) decode with it was slower (199 vs 208 tok/s) and not exact (a race, most likely
+// the first kernel starting before the graph's leading memset), so the launch path was taken out; the calls stay, as measured.
 __device__ __forceinline__ void pdl_wait() {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -280,6 +280,8 @@ public sealed class MeasureGpuInferenceOperation : IOperation
                 double? joules = null;
                 if (device is not null)
                 {
+                    // two untimed steps first: the first runs eagerly, the second captures the step's graph
+                    next = device.DecodeGreedy(cache, next, 2, ct).Ids[^1];
                     var r = device.DecodeGreedy(cache, next, DecodeTokens, ct);
                     s = r.Seconds;
                     joules = r.Joules;

@@ -329,19 +329,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     // ------------------------------------------------------------------ kernels
 
-    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args)
-    {
-        if (_pdlNow) PdlLaunch.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
-        else Launcher.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
-    }
-
-    private bool _pdlNow;
-
-    /// <summary>
-    /// Launch the decode step's kernels with programmatic dependent launch (each GEMV pulls its first weights into L2 while
-    /// the kernel before it finishes). GPUOPS_ENGINE_PDL=1 turns it on; applies to decode graphs captured afterwards.
-    /// </summary>
-    public bool ProgrammaticLaunch { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PDL") == "1";
+    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args) =>
+        Launcher.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
 
     private static (int, int, int) G(long x, int y = 1) => ((int)x, y, 1);
 
@@ -609,16 +598,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         bool gemv = dg.B <= 4;
         void Body()
         {
-            _pdlNow = ProgrammaticLaunch;
-            try
-            {
-                Enqueue(ws, cache, dg.B, null, dg.B, 0UL, gemv);
-                K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
-            }
-            finally
-            {
-                _pdlNow = false;
-            }
+            Enqueue(ws, cache, dg.B, null, dg.B, 0UL, gemv);
+            K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
         }
 
         if (dg.Graph is null && dg.Runs == 0 || Environment.GetEnvironmentVariable("GPUOPS_ENGINE_NO_GRAPH") == "1")
