@@ -20,6 +20,7 @@ public static class Program
     {
         try
         {
+            if (args.Length > 0 && args[0] == "inference") return InferenceBench.Run(args[1..]);
             return Run(args);
         }
         catch (GpuOpsException ex)

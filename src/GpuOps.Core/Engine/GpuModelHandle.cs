@@ -1,4 +1,7 @@
 using System.Collections.Concurrent;
+using System.Reflection;
+using System.Runtime.Loader;
+using GpuOps.Core.Native;
 using GpuOps.Core.Hosting;
 using GpuOps.Core.Models;
 
@@ -31,7 +34,7 @@ public sealed class GpuModelHandle : IDisposable
         _config = engine.Config;
         DType = engine.DType;
         ParameterCount = engine.ParameterCount;
-        WeightBytes = ParameterCount * (engine.DType == "float32" ? sizeof(float) : 2);
+        WeightBytes = engine.WeightBytes;
         LoadedAt = DateTimeOffset.Now;
         Loaded[Id] = this;
     }
@@ -106,7 +109,8 @@ public sealed class GpuModelHandle : IDisposable
 
     public void Dispose()
     {
-        _engine = null;
+        var e = Interlocked.Exchange(ref _engine, null);
+        e?.Dispose();
         Loaded.TryRemove(Id, out _);
     }
 
@@ -127,15 +131,38 @@ public sealed class GpuModelHandle : IDisposable
         throw GpuOpsException.InvalidArgument("InvalidDevice", $"Device '{device}' is not one of cpu, cuda, cuda:N.", device);
     }
 
-    /// <summary>Throws the errors <see cref="Load"/> would give for an unsupported device or dtype.</summary>
-    public static void CheckDevice(string? device, string? dtype)
+    /// <summary>
+    /// Throws the errors <see cref="Load"/> would give for an unsupported device or dtype (before any path is read):
+    /// cuda needs GpuOps.Cuda and a GPU and computes in bfloat16; the CPU computes in float32. Returns (kind, index).
+    /// </summary>
+    public static (string Kind, int Index) CheckDevice(string? device, string? dtype)
     {
         var (kind, index) = ParseDevice(device);
         if (kind == "cuda")
         {
-            throw new GpuOpsException("CudaEngineNotAvailable", ErrorCategory.NotImplemented,
-                $"Inference on cuda:{index} is not supported yet in this build; the CPU engine is.", device,
-                recommendedAction: "Use -Device cpu (CLI: --device cpu).");
+            if (CudaFactory.Value is null)
+            {
+                throw new GpuOpsException("CudaEngineNotAvailable", ErrorCategory.NotImplemented,
+                    $"Inference on cuda:{index} needs GpuOps.Cuda, which this build does not have; the CPU engine is there.", device,
+                    recommendedAction: "Use -Device cpu (CLI: --device cpu).");
+            }
+
+            if (!NativeLibraries.IsAvailable(NativeLibraryKind.CudaDriver) || NativeProbe.CudaDevices(out _).Count == 0)
+            {
+                throw new GpuOpsException("CudaEngineNotAvailable", ErrorCategory.ResourceUnavailable,
+                    $"Inference on cuda:{index} needs an NVIDIA GPU and its driver, and this machine has none.", device,
+                    recommendedAction: "Use -Device cpu (CLI: --device cpu), or run on a machine with a CUDA GPU.");
+            }
+
+            string cdt = (dtype ?? "auto").Trim().ToLowerInvariant();
+            if (cdt is not ("auto" or "bfloat16" or "bf16"))
+            {
+                throw new GpuOpsException("DTypeNotSupported", ErrorCategory.InvalidArgument,
+                    $"The CUDA engine computes in bfloat16; DType '{dtype}' is not supported on the GPU.", dtype,
+                    recommendedAction: "Use -DType bfloat16 or auto.");
+            }
+
+            return (kind, index);
         }
 
         string dt = (dtype ?? "auto").Trim().ToLowerInvariant();
@@ -145,10 +172,27 @@ public sealed class GpuModelHandle : IDisposable
                 $"The CPU engine computes in float32; DType '{dtype}' is not supported on the CPU.", dtype,
                 recommendedAction: "Use -DType float32 or auto.");
         }
+
+        return (kind, index);
     }
 
-    /// <summary>Whether this build has a CUDA inference engine (not yet: the CPU engine only).</summary>
-    public static bool CudaEngineAvailable => false;
+    /// <summary>Whether this build has the CUDA inference engine (GpuOps.Cuda) and the driver sees a GPU.</summary>
+    public static bool CudaEngineAvailable => CudaFactory.Value is not null && NativeProbe.CudaDevices(out _).Count > 0;
+
+    /// <summary>GpuOps.Cuda's CudaEngineFactory.Create(ModelBundle, int device, Action&lt;double,string&gt;?, CancellationToken), found by reflection (Core does not reference it).</summary>
+    private static readonly Lazy<MethodInfo?> CudaFactory = new(() =>
+    {
+        try
+        {
+            var alc = AssemblyLoadContext.GetLoadContext(typeof(GpuModelHandle).Assembly) ?? AssemblyLoadContext.Default;
+            var asm = alc.LoadFromAssemblyName(new AssemblyName("GpuOps.Cuda"));
+            return asm.GetType("GpuOps.Cuda.Engine.CudaEngineFactory")?.GetMethod("Create", BindingFlags.Public | BindingFlags.Static);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
+        {
+            return null;
+        }
+    });
 
     /// <summary>
     /// Load a model directory or .gguf file onto a device. <paramref name="progress"/> gets (fraction, tensor name).
@@ -162,7 +206,26 @@ public sealed class GpuModelHandle : IDisposable
     private static (string Path, string Format, string Device, IInferenceEngine Engine, ITokenizer Tokenizer, GenerationDefaults Generation) LoadParts(
         string path, string? device, string? dtype, Action<double, string>? progress, CancellationToken cancellationToken)
     {
-        CheckDevice(device, dtype);
+        var (kind, index) = CheckDevice(device, dtype);
+        if (kind == "cuda")
+        {
+            var cb = ModelFiles.Open(path);
+            try
+            {
+                var engine = (IInferenceEngine)CudaFactory.Value!.Invoke(null, new object?[] { cb, index, progress, cancellationToken })!;
+                return (cb.Path, cb.Format, engine.Device, engine, cb.Tokenizer, cb.Generation);
+            }
+            catch (TargetInvocationException tie) when (tie.InnerException is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(tie.InnerException).Throw();
+                throw;
+            }
+            finally
+            {
+                cb.Dispose();
+            }
+        }
+
         using var bundle = ModelFiles.Open(path);
         var weights = LlamaWeights.Load(bundle.Config, bundle.Weights, progress, cancellationToken);
         return (bundle.Path, bundle.Format, "cpu", new LlamaCpuEngine(weights), bundle.Tokenizer, bundle.Generation);

@@ -56,6 +56,10 @@ public sealed class KvCache : IKvCache
 
     public void ResetAll() => Array.Clear(_lengths);
 
+    public void Dispose()
+    {
+    }
+
     internal float[] Keys(int layer, int slot) => _keys[layer][slot];
 
     internal float[] Values(int layer, int slot) => _values[layer][slot];

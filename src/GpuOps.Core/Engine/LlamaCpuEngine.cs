@@ -40,21 +40,30 @@ public sealed class LlamaCpuEngine : IInferenceEngine
 
     public Rope Rope => _rope;
 
+    /// <summary>Limit on worker threads for matmuls and attention (null = all cores).</summary>
+    public int? MaxDegreeOfParallelism { get; set; }
+
     public string Device => "cpu";
 
     public string DType => "float32";
 
     public long ParameterCount => _w.ParameterCount;
 
+    public long WeightBytes => _w.ParameterCount * sizeof(float);
+
     public long WeightBytesPerToken => _w.WeightBytesPerToken;
 
     IKvCache IInferenceEngine.CreateCache(int slots, int maxContext) => CreateCache(slots, maxContext);
 
     float[][] IInferenceEngine.Forward(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, bool allLogits, CancellationToken cancellationToken) =>
-        Forward(cache as KvCache ?? throw new ArgumentException("The cache was not made by the CPU engine.", nameof(cache)), chunks, allLogits, cancellationToken);
+        Forward(cache as KvCache ?? throw GpuOpsException.InvalidArgument("KvCacheMismatch", "This KV cache belongs to another engine."), chunks, allLogits, cancellationToken);
 
-    /// <summary>Limit on worker threads for matmuls and attention (null = all cores).</summary>
-    public int? MaxDegreeOfParallelism { get; set; }
+    public int[] ForwardArgMax(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, CancellationToken cancellationToken = default) =>
+        ((IInferenceEngine)this).Forward(cache, chunks, false, cancellationToken).Select(l => Sampler.ArgMax(l)).ToArray();
+
+    public void Dispose()
+    {
+    }
 
     public KvCache CreateCache(int slots, int maxContext)
     {

@@ -18,7 +18,7 @@ public sealed class ImportGpuModelOperation : IOperation
         if (string.Equals(Device?.Trim(), "auto", StringComparison.OrdinalIgnoreCase) && !GpuModelHandle.CudaEngineAvailable)
         {
             var gpus = Native.NativeProbe.CudaDevices(out _);
-            if (gpus.Count > 0) host.WriteWarning($"{gpus.Count} CUDA GPU(s) present, but this build has no CUDA inference engine yet: running on the CPU.");
+            if (gpus.Count > 0) host.WriteWarning($"{gpus.Count} CUDA GPU(s) present, but this build has no CUDA inference engine (GpuOps.Cuda): running on the CPU.");
         }
 
         if (!host.ShouldProcess(full, $"Load model onto {Device}", ConfirmImpact.Low)) return;
@@ -257,10 +257,11 @@ public sealed class MeasureGpuInferenceOperation : IOperation
             var progress = new ProgressReporter(host, 64, "Measuring inference");
             int steps = PromptLengths.Count + BatchSizes.Count + 1, done = 0;
             double? bw = null;
+            var device = engine as IDeviceGreedyDecoder;
             if (CopyBytes > 0)
             {
                 progress.Report(0, "memory copy bandwidth");
-                bw = MemoryBandwidth.MeasureCopyBytesPerSecond(CopyBytes, ct);
+                bw = device is not null ? device.MeasureCopyBytesPerSecond(CopyBytes) : MemoryBandwidth.MeasureCopyBytesPerSecond(CopyBytes, ct);
                 host.WriteVerbose($"Memory copy bandwidth (read + write): {bw / 1e9:F1} GB/s.");
             }
 
@@ -269,9 +270,9 @@ public sealed class MeasureGpuInferenceOperation : IOperation
             int vocab = engine.Config.VocabSize;
             var rng = new Random(1234);
             int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
-            // Warm-up (JIT, thread pool, caches): one short prefill and two decode steps, not timed.
+            // Warm-up (JIT, kernels, thread pool, caches): one short prefill and two decode steps, not timed.
             {
-                var warm = engine.CreateCache(1, 16);
+                using var warm = engine.CreateCache(1, 16);
                 engine.Forward(warm, new[] { new SequenceChunk(0, RandomTokens(8)) }, allLogits: false, ct);
                 for (int i = 0; i < 2; i++) engine.Forward(warm, new[] { new SequenceChunk(0, RandomTokens(1)) }, allLogits: false, ct);
             }
@@ -280,8 +281,10 @@ public sealed class MeasureGpuInferenceOperation : IOperation
             {
                 ct.ThrowIfCancellationRequested();
                 progress.Report(done++ / (double)steps, $"prefill {len} tokens");
-                var cache = engine.CreateCache(1, len);
+                using var cache = engine.CreateCache(1, len);
                 var tokens = RandomTokens(len);
+                engine.Forward(cache, new[] { new SequenceChunk(0, tokens) }, allLogits: false, ct); // first run of this shape: plans, autotuning
+                cache.ResetAll();
                 var sw = Stopwatch.StartNew();
                 engine.Forward(cache, new[] { new SequenceChunk(0, tokens) }, allLogits: false, ct);
                 double s = sw.Elapsed.TotalSeconds;
@@ -294,23 +297,33 @@ public sealed class MeasureGpuInferenceOperation : IOperation
             {
                 ct.ThrowIfCancellationRequested();
                 progress.Report(done++ / (double)steps, $"decode at batch {batch}");
-                var cache = engine.CreateCache(batch, promptLength + DecodeTokens + 1);
+                using var cache = engine.CreateCache(batch, promptLength + DecodeTokens + 8);
                 var chunks = Enumerable.Range(0, batch).Select(i => new SequenceChunk(i, RandomTokens(promptLength))).ToList();
-                var logits = engine.Forward(cache, chunks, allLogits: false, ct);
-                var next = logits.Select(l => Sampler.ArgMax(l)).ToArray();
-                var sw = Stopwatch.StartNew();
-                for (int step = 0; step < DecodeTokens; step++)
+                var next = engine.ForwardArgMax(cache, chunks, ct);
+                double s;
+                double? joules = null;
+                if (device is not null)
                 {
-                    logits = engine.Forward(cache, Enumerable.Range(0, batch).Select(i => new SequenceChunk(i, new[] { next[i] })).ToList(), false, ct);
-                    for (int i = 0; i < batch; i++) next[i] = Sampler.ArgMax(logits[i]);
+                    // two untimed steps first: the first runs eagerly, the second captures the step's graph
+                    next = device.DecodeGreedy(cache, next, 2, ct).Ids[^1];
+                    var r = device.DecodeGreedy(cache, next, DecodeTokens, ct);
+                    s = r.Seconds;
+                    joules = r.Joules;
+                }
+                else
+                {
+                    var sw = Stopwatch.StartNew();
+                    for (int step = 0; step < DecodeTokens; step++)
+                        next = engine.ForwardArgMax(cache, Enumerable.Range(0, batch).Select(i => new SequenceChunk(i, new[] { next[i] })).ToList(), ct);
+                    s = sw.Elapsed.TotalSeconds;
                 }
 
-                double s = sw.Elapsed.TotalSeconds;
                 double tps = batch * DecodeTokens / s;
                 double? bound = bw is double b ? batch * b / weightBytes : null;
                 host.WriteObject(new GpuInferenceBenchmark(handle.Name, handle.Device, "decode", promptLength, batch, batch * DecodeTokens, s, tps,
-                    weightBytes, bw / 1e9, bound, bound is double bd ? tps / bd : null, null, null,
-                    bw is null ? "bound unavailable (copy bandwidth not measured)" : "bound = batch x copy bandwidth / float32 weight bytes per step (KV cache reads not counted)"));
+                    weightBytes, bw / 1e9, bound, bound is double bd ? tps / bd : null, null, joules / (batch * DecodeTokens),
+                    bw is null ? "bound unavailable (copy bandwidth not measured)"
+                        : $"bound = batch x copy bandwidth / {engine.DType} weight bytes per step (KV cache reads not counted)"));
             }
 
             progress.Complete();

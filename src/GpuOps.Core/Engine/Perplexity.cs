@@ -46,7 +46,7 @@ public static class PerplexityCalculator
         if (windows == 0)
             throw GpuOpsException.InvalidArgument("TextTooShort", $"The text has {tokens.Length} tokens, fewer than one window of {context}.", tokens.Length);
         int V = engine.Config.VocabSize;
-        var cache = engine.CreateCache(1, context);
+        using var cache = engine.CreateCache(1, context);
         double nll = 0;
         long scored = 0;
         var scratch = new float[V];

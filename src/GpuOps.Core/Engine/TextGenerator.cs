@@ -74,7 +74,8 @@ public static class TextGenerator
                 $"A prompt has {longest} tokens but the context holds {maxContext}.", longest, recommendedAction: "Use a shorter prompt or a larger MaxContext.");
 
         var eos = options.IgnoreEos ? new HashSet<int>() : new HashSet<int>(options.EosTokenIds);
-        var cache = engine.CreateCache(prompts.Count, maxContext);
+        using var cache = engine.CreateCache(prompts.Count, maxContext);
+        bool deviceGreedy = options.Sampling.Greedy && options.Sampling.RepetitionPenalty == 1.0;
         int n = prompts.Count;
         var generated = new List<int>[n];
         var samplers = new Sampler[n];
@@ -101,12 +102,14 @@ public static class TextGenerator
         {
             cancellationToken.ThrowIfCancellationRequested();
             var chunks = active.Select(i => new SequenceChunk(i, first ? prompts[i] : new[] { generated[i][^1] })).ToList();
-            var logits = engine.Forward(cache, chunks, allLogits: false, cancellationToken);
+            // Greedy without a repetition penalty: the choice is made on the engine's device (no logits copied back).
+            var chosen = deviceGreedy ? engine.ForwardArgMax(cache, chunks, cancellationToken) : null;
+            var logits = deviceGreedy ? null : engine.Forward(cache, chunks, allLogits: false, cancellationToken);
             var still = new List<int>();
             for (int c = 0; c < active.Count; c++)
             {
                 int i = active[c];
-                int next = samplers[i].Next(logits[c], prompts[i].Concat(generated[i]));
+                int next = chosen is not null ? chosen[c] : samplers[i].Next(logits![c], prompts[i].Concat(generated[i]));
                 generated[i].Add(next);
                 string? reason = null;
                 if (eos.Contains(next)) reason = "eos";

@@ -58,8 +58,6 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
     }
 
     [Theory]
-    [InlineData("cuda", "auto", "CudaEngineNotAvailable")]
-    [InlineData("cuda:1", "auto", "CudaEngineNotAvailable")]
     [InlineData("tpu", "auto", "InvalidDevice")]
     [InlineData("cpu", "bfloat16", "DTypeNotSupported")]
     public void UnsupportedDevicesAndDTypesAreClearErrors(string device, string dtype, string id)
@@ -70,6 +68,25 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
         // The same error from the up-front check Import-GpuModel runs as a terminating error.
         var early = Assert.Throws<GpuOpsException>(() => new CheckInferenceDeviceOperation { Device = device, DType = dtype }.Execute(new RecordingHost()));
         Assert.Equal(id, early.ErrorId);
+    }
+
+    [Fact]
+    public void CudaWithoutAGpuIsAClearError()
+    {
+        if (Gpu.Present) return; // on a GPU host the CUDA engine loads (tests/GpuOps.Tests/CudaEngine)
+        foreach (var device in new[] { "cuda", "cuda:1" })
+        {
+            var ex = Assert.Throws<GpuOpsException>(() => new ImportGpuModelOperation { Path = ModelDir, Device = device }.Execute(new RecordingHost()));
+            Assert.Equal("CudaEngineNotAvailable", ex.ErrorId);
+            Assert.Contains("needs an NVIDIA GPU", ex.Message);
+            Assert.DoesNotContain('\n', ex.Message);
+            // The same error from the up-front check Import-GpuModel runs as a terminating error.
+            var early = Assert.Throws<GpuOpsException>(() => new CheckInferenceDeviceOperation { Device = device, DType = "auto" }.Execute(new RecordingHost()));
+            Assert.Equal("CudaEngineNotAvailable", early.ErrorId);
+            // A model given as a path is loaded through the same check.
+            var viaPath = Assert.Throws<GpuOpsException>(() => new InvokeGpuInferenceOperation { ModelPath = ModelDir, Device = device, Prompts = new[] { "x" }, MaxTokens = 1 }.Execute(new RecordingHost()));
+            Assert.Equal("CudaEngineNotAvailable", viaPath.ErrorId);
+        }
     }
 
     [Fact]

@@ -1,0 +1,282 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using GpuOps.Core.Engine;
+using GpuOps.Core.Models;
+using GpuOps.Cuda.Engine;
+
+namespace GpuOps.Bench;
+
+/// <summary>
+///   dotnet GpuOps.Bench.dll inference --model DIR [--out DIR] [--python python3] [--no-peer] [--steps 256] [--batches 1,4,16]
+/// The CUDA engine on a checkpoint (e.g. `gpuops model write-random`): load speed (pinned staged upload), device copy
+/// bandwidth, prefill of 2048 tokens, time to first token (128-token prompt), greedy decode at each batch (one CUDA graph
+/// per step) beside its bandwidth bound, J/token from NVML; then the peers on the same files in the same run
+/// (peer/hf_inference_peer.py: safetensors.torch.load_file + transformers eager; peer/peer_decode.py: PyTorch CUDA-graph
+/// decode). Writes DIR/inference-*.json in the project format.
+/// </summary>
+public static class InferenceBench
+{
+    private static string? Arg(string[] args, string name) =>
+        Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+
+    public static int Run(string[] args)
+    {
+        string model = Arg(args, "--model") ?? throw new ArgumentException("--model DIR is required");
+        string outDir = Arg(args, "--out") ?? Path.Combine(Directory.GetCurrentDirectory(), "bench-out");
+        string python = Arg(args, "--python") ?? "python3";
+        int steps = int.Parse(Arg(args, "--steps") ?? "256", CultureInfo.InvariantCulture);
+        var batches = (Arg(args, "--batches") ?? "1,4,16").Split(',').Select(int.Parse).ToArray();
+        bool peer = !args.Contains("--no-peer");
+        Directory.CreateDirectory(outDir);
+        var log = new List<string>();
+        void Say(string s)
+        {
+            Console.WriteLine(s);
+            log.Add(s);
+        }
+
+        var ours = new Dictionary<string, double>();
+        string gpu, driver;
+        long weightBytesPerToken, fileBytes;
+        double bw;
+        {
+            using var bundle = ModelFiles.Open(model);
+            fileBytes = Directory.GetFiles(model, "*.safetensors").Sum(f => new FileInfo(f).Length);
+            var sw = Stopwatch.StartNew();
+            using var engine = CudaLlamaEngine.Load(bundle.Config, bundle.Weights, 0, null, CancellationToken.None);
+            double loadWall = sw.Elapsed.TotalSeconds;
+            var ls = engine.LoadStats!;
+            gpu = engine.GpuName;
+            driver = engine.Ctx.DriverVersionText;
+            Say($"load: {ls.Bytes / 1e9:F2} GB arena in {ls.Seconds:F3} s = {ls.GigabytesPerSecond:F2} GB/s (chunks {ls.Chunks} x {ls.ChunkBytes >> 20} MiB, {ls.StagingBuffers} pinned buffers, {ls.Threads} threads); whole load incl. context and NVRTC {loadWall:F2} s");
+            ours["load_GBps"] = ls.GigabytesPerSecond;
+            ours["load_s"] = ls.Seconds;
+            ours["load_wall_s"] = loadWall;
+            bw = engine.MeasureCopyBytesPerSecond(2L << 30);
+            Say($"device copy: {bw / 1e12:F3} TB/s (read + write)");
+            weightBytesPerToken = engine.WeightBytesPerToken;
+            var rng = new Random(7);
+            int V = engine.Config.VocabSize;
+            int[] Tok(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(V)).ToArray();
+
+            // prefill 2048
+            {
+                using var cache = engine.CreateCache(1, 2048);
+                var p = Tok(2048);
+                var times = new List<double>();
+                for (int i = 0; i < 4; i++)
+                {
+                    cache.ResetAll();
+                    var t = Stopwatch.StartNew();
+                    engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, p) });
+                    if (i > 0) times.Add(t.Elapsed.TotalSeconds);
+                }
+
+                times.Sort();
+                ours["prefill_2048_tok_s"] = 2048 / times[1];
+                Say($"prefill 2048: {times[1] * 1000:F1} ms = {2048 / times[1]:F0} tok/s (runs: {string.Join(", ", times.Select(x => (x * 1000).ToString("F1", CultureInfo.InvariantCulture)))} ms)");
+                foreach (var line in engine.Gemm.TuneLog) Say("  cuBLASLt " + line);
+                // where the time goes: the same prefill with one stage left out (METHOD.md: time variants, take differences)
+                foreach (var skip in new[] { "attention", "gemm" })
+                {
+                    engine.SkipStage = skip;
+                    var st = new List<double>();
+                    for (int i = 0; i < 3; i++)
+                    {
+                        cache.ResetAll();
+                        var t = Stopwatch.StartNew();
+                        engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, p) });
+                        st.Add(t.Elapsed.TotalSeconds);
+                    }
+
+                    engine.SkipStage = null;
+                    st.Sort();
+                    ours[$"prefill_2048_without_{skip}_ms"] = st[1] * 1000;
+                    Say($"  prefill 2048 without {skip}: {st[1] * 1000:F1} ms (so {skip} ~ {(times[1] - st[1]) * 1000:F1} ms)");
+                }
+
+                // the first tensor-core attention version (V transposed through 2-byte shared stores), same run
+                engine.PrefillAttentionKernel = "attn_prefill_v1";
+                var v1 = new List<double>();
+                for (int i = 0; i < 3; i++)
+                {
+                    cache.ResetAll();
+                    var t = Stopwatch.StartNew();
+                    engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, p) });
+                    v1.Add(t.Elapsed.TotalSeconds);
+                }
+
+                engine.PrefillAttentionKernel = "attn_prefill";
+                v1.Sort();
+                ours["prefill_2048_attn_v1_tok_s"] = 2048 / v1[1];
+                Say($"  prefill 2048 with the v1 attention kernel: {v1[1] * 1000:F1} ms = {2048 / v1[1]:F0} tok/s");
+            }
+
+            // batch-1 GEMVs alone (successive layers' weights, no L2 reuse): achieved bandwidth against the copy rate
+            foreach (var g in new[] { "qkv", "o", "gateup", "down", "lmhead" })
+            {
+                var (ms, bytes) = engine.TimeGemv(g, 64);
+                ours[$"gemv_{g}_TBps"] = bytes / (ms / 1000) / 1e12;
+                Say($"  GEMV {g,-6} {bytes / 1e6,8:F1} MB in {ms * 1000,7:F1} us = {bytes / (ms / 1000) / 1e12:F3} TB/s ({bytes / (ms / 1000) / bw:P1} of copy)");
+            }
+
+            // time to first token, 128-token prompt
+            {
+                using var cache = engine.CreateCache(1, 128);
+                var p = Tok(128);
+                var times = new List<double>();
+                for (int i = 0; i < 6; i++)
+                {
+                    cache.ResetAll();
+                    var t = Stopwatch.StartNew();
+                    engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, p) });
+                    if (i > 0) times.Add(t.Elapsed.TotalSeconds);
+                }
+
+                times.Sort();
+                ours["ttft_128_ms"] = times[2] * 1000;
+                Say($"time to first token (128-token prompt): {times[2] * 1000:F2} ms");
+            }
+
+            // batch 1: GEMV grid sweep (blocks of 4 warps per multiprocessor), each with its own cache and graph
+            int bestBps = engine.GemvBlocksPerSm;
+            {
+                double bestTps = 0;
+                foreach (int bps in new[] { 4, 8, 16, 32 })
+                {
+                    engine.GemvBlocksPerSm = bps;
+                    using var cache = engine.CreateCache(1, 16 + 128 + 16);
+                    var nx = engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, Tok(16)) });
+                    nx = engine.DecodeGreedy(cache, nx, 4).Ids[^1];
+                    var r = engine.DecodeGreedy(cache, nx, 128);
+                    double tps = 128 / r.Seconds;
+                    ours[$"decode_b1_gemv_{bps}_blocks_per_sm_tok_s"] = tps;
+                    Say($"  decode batch 1 with {bps} GEMV blocks/SM: {tps:F1} tok/s ({r.Seconds * 1000 / 128:F3} ms/step)");
+                    if (tps > bestTps) { bestTps = tps; bestBps = bps; }
+                }
+
+                engine.GemvBlocksPerSm = bestBps;
+                ours["gemv_blocks_per_sm"] = bestBps;
+                Say($"  using {bestBps} GEMV blocks/SM");
+
+            }
+
+            foreach (int b in batches)
+            {
+                using var cache = engine.CreateCache(b, 16 + steps + 16);
+                var next = engine.ForwardArgMax(cache, Enumerable.Range(0, b).Select(i => new SequenceChunk(i, Tok(16))).ToList());
+                var warm = engine.DecodeGreedy(cache, next, 4);
+                next = warm.Ids[^1];
+                var r = engine.DecodeGreedy(cache, next, steps);
+                double tps = b * steps / r.Seconds;
+                double bound = b * bw / weightBytesPerToken;
+                ours[$"decode_b{b}_tok_s"] = tps;
+                ours[$"decode_b{b}_bound"] = bound;
+                if (r.Joules is double j) ours[$"decode_b{b}_J_per_tok"] = j / (b * steps);
+                Say($"decode batch {b}: {tps:F1} tok/s over {steps} steps ({r.Seconds * 1000 / steps:F3} ms/step); bound {bound:F1} tok/s ({tps / bound:P1}); " +
+                    (r.Joules is double jj ? $"{jj / (b * steps):F3} J/token" : "energy unavailable"));
+            }
+        }
+
+        JsonNode? hf = null, pd = null;
+        string? hfErr = null, pdErr = null;
+        if (peer)
+        {
+            GC.Collect();
+            (hf, hfErr) = RunPython(python, new[] { Path.Combine(AppContext.BaseDirectory, "peer", "hf_inference_peer.py"), model, "--batches", string.Join(',', batches) }, null);
+            Say(hf is null ? $"transformers peer failed: {hfErr}" : $"transformers peer: {hf.ToJsonString()}");
+            var pdOut = Path.Combine(Path.GetTempPath(), "gpuops-peer-decode");
+            Directory.CreateDirectory(pdOut);
+            (_, pdErr) = RunPython(python, new[] { Path.Combine(AppContext.BaseDirectory, "peer", "peer_decode.py") }, pdOut);
+            var pdFile = Path.Combine(pdOut, "peer_decode.json");
+            if (pdErr is null && File.Exists(pdFile)) pd = JsonNode.Parse(File.ReadAllText(pdFile));
+            else pdErr ??= "peer_decode.json not written";
+            Say(pd is null ? $"peer_decode failed: {pdErr}" : $"peer_decode: {pd.ToJsonString()}");
+        }
+
+        double? H(string k) => hf?[k]?.GetValue<double>();
+        string hfName = hf?["peer"]?.GetValue<string>() ?? "transformers eager generate" + (hfErr is null ? " (not run)" : $" (failed: {hfErr})");
+        var rows = new JsonArray();
+        void Row(string name, string unit, double? o, double? p, string peerName, double? bound, string? note = null)
+        {
+            rows.Add(new JsonObject
+            {
+                ["name"] = name,
+                ["unit"] = unit,
+                ["ours"] = o is null ? null : Math.Round(o.Value, 3),
+                ["peer"] = p is null ? null : Math.Round(p.Value, 3),
+                ["peer_name"] = peerName,
+                ["ratio"] = o is > 0 && p is > 0 ? Math.Round(unit == "ms" ? p.Value / o.Value : o.Value / p.Value, 4) : null,
+                ["bound"] = bound is null ? null : Math.Round(bound.Value, 2),
+                ["note"] = note,
+            });
+        }
+
+        string stName = "safetensors.torch.load_file(device=\"cuda\"), same files, page cache warm";
+        Row("load weights to GPU (bf16, page cache warm)", "GB/s", ours["load_GBps"], H("safetensors_load_GBps"), stName, null,
+            $"ours: {ours["load_s"]:F3} s for the {fileBytes / 1e9:F2} GB checkpoint through pinned staging (ratio = ours / peer)");
+        double? pdTps = pd?["decode_tok_s"]?.GetValue<double>();
+        foreach (int b in batches)
+        {
+            Row($"decode batch {b} (greedy, CUDA graph per step)", "tok/s", ours[$"decode_b{b}_tok_s"], H($"decode_b{b}_tok_s"), hfName, ours[$"decode_b{b}_bound"],
+                $"bound = {b} x copy bandwidth {bw / 1e12:F3} TB/s / {weightBytesPerToken / 1e9:F3} GB of weights per step; ours = {ours[$"decode_b{b}_tok_s"] / ours[$"decode_b{b}_bound"]:P1} of the bound");
+            if (b == 1)
+                Row("decode batch 1 vs PyTorch CUDA-graph peer", "tok/s", ours["decode_b1_tok_s"], pdTps,
+                    pd?["peer"]?.GetValue<string>() ?? $"peer_decode.py ({pdErr ?? "not run"})", ours["decode_b1_bound"]);
+        }
+
+        Row("prefill 2048 tokens", "tok/s", ours["prefill_2048_tok_s"], H("prefill_2048_tok_s"), hfName, null);
+        Row("time to first token (128-token prompt, batch 1)", "ms", ours["ttft_128_ms"], H("ttft_128_ms"), hfName, null, "ratio = peer / ours (higher is better for us)");
+        foreach (int b in batches)
+            if (ours.TryGetValue($"decode_b{b}_J_per_tok", out var j)) Row($"energy per token, decode batch {b}", "J/token", j, null, "not measured", null, "NVML total-energy counter over the timed decode steps");
+
+        var summary = new JsonObject
+        {
+            ["gpu"] = gpu,
+            ["driver"] = driver,
+            ["date"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+            ["model"] = "Llama-3-8B-shaped bf16 checkpoint with random weights written by `gpuops model write-random`",
+            ["copy_TBps"] = Math.Round(bw / 1e12, 4),
+            ["weight_bytes_per_token"] = weightBytesPerToken,
+            ["results"] = rows,
+            ["ours_raw"] = JsonSerializer.SerializeToNode(ours),
+            ["peer_transformers_raw"] = hf?.DeepClone(),
+            ["peer_decode_raw"] = pd?.DeepClone(),
+            ["log"] = JsonSerializer.SerializeToNode(log),
+        };
+        string stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHHmmssZ", CultureInfo.InvariantCulture);
+        string tag = gpu.Replace("NVIDIA ", "").Replace(' ', '-').ToLowerInvariant();
+        string path = Path.Combine(outDir, $"inference-{tag}-{stamp}.json");
+        File.WriteAllText(path, summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine();
+        Console.WriteLine($"{"result",-50} {"ours",10} {"peer",10} {"ratio",8} {"bound",9}");
+        foreach (var r in rows)
+            Console.WriteLine($"{r!["name"],-50} {r["ours"],10} {r["peer"],10} {r["ratio"],8} {r["bound"],9}");
+        Console.WriteLine($"wrote {path}");
+        return 0;
+    }
+
+    private static (JsonNode?, string?) RunPython(string python, string[] args, string? outDir)
+    {
+        var psi = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["PYTHONUNBUFFERED"] = "1";
+        if (outDir is not null) psi.Environment["OUT"] = outDir;
+        try
+        {
+            using var p = Process.Start(psi) ?? throw new InvalidOperationException("python did not start");
+            var stderr = p.StandardError.ReadToEndAsync();
+            var stdout = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) return (null, $"exit {p.ExitCode}: {string.Join(" | ", stderr.Result.Trim().Split('\n').TakeLast(3))}");
+            var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.TrimStart().StartsWith('{') && l.TrimEnd().EndsWith('}'));
+            return (line is null ? null : JsonNode.Parse(line), null);
+        }
+        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException or JsonException)
+        {
+            return (null, ex.Message);
+        }
+    }
+}

@@ -1,0 +1,727 @@
+// The CUDA bf16 inference engine's kernels (llama / mistral / qwen2). Weights and activations bf16, the
+// residual stream float32, accumulation float32. Compiled with NVRTC through KernelCache; see
+// src/GpuOps.Cuda/Engine/CudaLlamaEngine.cs for how they are chained (and captured into one CUDA graph per decode step).
+#include "../common.cuh"
+
+typedef unsigned int u32;
+
+// Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start while its predecessor
+// runs; pdl_wait() blocks until the predecessor grid has finished and its writes are visible, pdl_trigger() lets the
+// next kernel launch. Without the attribute both are no-ops, and the engine launches without it: on an H200
+// (bench/notes/cuda-engine.md, run 3) decode with it was slower (199 vs 208 tok/s) and not exact (a race, most likely
+// the first kernel starting before the graph's leading memset), so the launch path was taken out; the calls stay, as measured.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.f + __expf(-g)); }
+
+__device__ __forceinline__ void bf8_to_f(const uint4& v, float* f) {
+    f[0] = __uint_as_float(v.x << 16); f[1] = __uint_as_float(v.x & 0xffff0000u);
+    f[2] = __uint_as_float(v.y << 16); f[3] = __uint_as_float(v.y & 0xffff0000u);
+    f[4] = __uint_as_float(v.z << 16); f[5] = __uint_as_float(v.z & 0xffff0000u);
+    f[6] = __uint_as_float(v.w << 16); f[7] = __uint_as_float(v.w & 0xffff0000u);
+}
+
+__device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Embedding: x[t, :] = float(table[tokens[t], :]); sumsq[t] = sum of squares of the row (for the fused RMSNorm
+// of the decode GEMVs). grid T, block 256.
+extern "C" __global__ void embed(const int* __restrict__ tokens, const u16* __restrict__ table, float* __restrict__ x,
+                                 float* __restrict__ sumsq, int H) {
+    pdl_wait();
+    pdl_trigger();
+    __shared__ float sh[33];
+    int t = blockIdx.x;
+    const u16* row = table + (i64)tokens[t] * H;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) {
+        float v = bf2f(row[i]);
+        x[(i64)t * H + i] = v;
+        s += v * v;
+    }
+    s = block_reduce(s, sh, false);
+    if (threadIdx.x == 0 && sumsq) sumsq[t] = s;
+}
+
+// RMSNorm: out[t, :] = bf16(x * rsqrt(mean(x^2) + eps) * g). grid T, block 256.
+extern "C" __global__ void rmsnorm(const float* __restrict__ x, const u16* __restrict__ g, u16* __restrict__ out, int H, float eps,
+                                   const int* __restrict__ rows) {
+    pdl_wait();
+    pdl_trigger();
+    __shared__ float sh[33];
+    int t = rows ? rows[blockIdx.x] : blockIdx.x;
+    const float* xr = x + (i64)t * H;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) s += xr[i] * xr[i];
+    s = block_reduce(s, sh, false);
+    float rs = rsqrtf(s / (float)H + eps);
+    for (int i = threadIdx.x; i < H; i += blockDim.x) out[(i64)blockIdx.x * H + i] = f2bf(xr[i] * rs * bf2f(g[i]));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decode GEMV for B <= 4 sequences: y[b, n] = sum_k W[n, k] * in[b, k], W bf16 [N, K] row-major, read once for all
+// B sequences with 16-byte streaming loads, R rows per warp, 8 loads per lane in flight.
+// Input: NORM = 1: float32 x[b, K] normalised on the fly with rsqrt(sumsq_in[b] / K + eps) * gamma (fused RMSNorm);
+//        NORM = 0: bf16 activations a[b, K].
+// Epilogue: EPI_BF16   y bf16 [B, N] = acc + bias
+//           EPI_ADD    x float32 [B, N] += acc + bias, and sumsq_out[b] += new x^2 (for the next fused RMSNorm)
+//           EPI_SILU   rows (2j, 2j+1) are (gate j, up j): y bf16 [B, N/2] = silu(gate) * up   (R = 2)
+//           EPI_F32    y float32 [B, N] = acc
+// block 128 (4 warps), any grid (warps stride over the groups of R rows).
+#define EPI_BF16 0
+#define EPI_ADD 1
+#define EPI_SILU 2
+#define EPI_F32 3
+
+template <int B, int NORM, int EPI, int R>
+__device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K,
+                                          const void* __restrict__ in, const u16* __restrict__ gamma, const float* __restrict__ sumsq_in, float eps,
+                                          void* __restrict__ y, float* __restrict__ sumsq_out) {
+    constexpr int U = R >= 4 ? 4 : 8 / R;
+    __shared__ float part[4][4];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    {
+        // the weights do not depend on earlier kernels: start pulling this warp's first rows into L2 before waiting
+        int g0 = blockIdx.x * 4 + warp;
+        if (g0 * R < N) {
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const u16* wr0 = W + (i64)min(g0 * R + r, N - 1) * K;
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    int c = lane + u * 32;
+                    if (c < (K >> 3)) asm volatile("prefetch.global.L2 [%0];" :: "l"(wr0 + (i64)c * 8));
+                }
+            }
+        }
+    }
+    pdl_wait();
+    pdl_trigger();
+    float rs[B];
+    if (NORM) {
+#pragma unroll
+        for (int b = 0; b < B; b++) rs[b] = rsqrtf(sumsq_in[b] / (float)K + eps);
+    }
+    float sq[B];
+#pragma unroll
+    for (int b = 0; b < B; b++) sq[b] = 0.f;
+    int groups = (N + R - 1) / R;
+    int chunks = K >> 3;
+    // grid-stride over groups of R rows (one group per warp at a time): no tail of partly filled waves
+    for (int grp = blockIdx.x * 4 + warp; grp < groups; grp += gridDim.x * 4) {
+        int row0 = grp * R;
+        float acc[B][R];
+#pragma unroll
+        for (int b = 0; b < B; b++)
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[b][r] = 0.f;
+        const u16* wr[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) wr[r] = W + (i64)min(row0 + r, N - 1) * K;
+        for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+            uint4 w[R][U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int c = c0 + u * 32;
+#pragma unroll
+                for (int r = 0; r < R; r++) w[r][u] = c < chunks ? ldg_stream((const uint4*)(wr[r] + (i64)c * 8)) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int c = c0 + u * 32;
+                if (c >= chunks) break;
+                int k = c * 8;
+                float gm[8];
+                if (NORM) bf8_to_f(*(const uint4*)(gamma + k), gm);
+#pragma unroll
+                for (int b = 0; b < B; b++) {
+                    float xv[8];
+                    if (NORM) {
+                        const float4* xp = (const float4*)((const float*)in + (i64)b * K + k);
+                        float4 a = xp[0], bq = xp[1];
+                        xv[0] = a.x * rs[b] * gm[0]; xv[1] = a.y * rs[b] * gm[1]; xv[2] = a.z * rs[b] * gm[2]; xv[3] = a.w * rs[b] * gm[3];
+                        xv[4] = bq.x * rs[b] * gm[4]; xv[5] = bq.y * rs[b] * gm[5]; xv[6] = bq.z * rs[b] * gm[6]; xv[7] = bq.w * rs[b] * gm[7];
+                    } else {
+                        bf8_to_f(*(const uint4*)((const u16*)in + (i64)b * K + k), xv);
+                    }
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        float wf[8];
+                        bf8_to_f(w[r][u], wf);
+                        float s = acc[b][r];
+#pragma unroll
+                        for (int j = 0; j < 8; j++) s = fmaf(wf[j], xv[j], s);
+                        acc[b][r] = s;
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int b = 0; b < B; b++)
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[b][r] = warp_sum(acc[b][r]);
+        if (lane == 0) {
+#pragma unroll
+            for (int b = 0; b < B; b++) {
+                if (EPI == EPI_SILU) {
+#pragma unroll
+                    for (int r = 0; r + 1 < R; r += 2) {
+                        int n = row0 + r;
+                        if (n + 1 >= N + 1) break;
+                        float g = acc[b][r] + (bias ? bf2f(bias[n]) : 0.f);
+                        float u = acc[b][r + 1] + (bias ? bf2f(bias[n + 1]) : 0.f);
+                        ((u16*)y)[(i64)b * (N >> 1) + (n >> 1)] = f2bf(silu(g) * u);
+                    }
+                } else {
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        int n = row0 + r;
+                        if (n >= N) break;
+                        float v = acc[b][r] + (bias ? bf2f(bias[n]) : 0.f);
+                        if (EPI == EPI_BF16) ((u16*)y)[(i64)b * N + n] = f2bf(v);
+                        else if (EPI == EPI_F32) ((float*)y)[(i64)b * N + n] = acc[b][r];
+                        else {
+                            float* xp = (float*)y + (i64)b * N + n;
+                            float nv = *xp + v;
+                            *xp = nv;
+                            sq[b] += nv * nv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (EPI == EPI_ADD && sumsq_out) {
+        if (lane == 0) {
+#pragma unroll
+            for (int b = 0; b < B; b++) part[warp][b] = sq[b];
+        }
+        __syncthreads();
+        if (threadIdx.x < B) {
+            float s = part[0][threadIdx.x] + part[1][threadIdx.x] + part[2][threadIdx.x] + part[3][threadIdx.x];
+            atomicAdd(sumsq_out + threadIdx.x, s);
+        }
+    }
+}
+
+#define GEMV(B, NORM, EPI, R)                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128) gemv_b##B##_n##NORM##_e##EPI##_r##R(                                   \
+        const u16* W, const u16* bias, int N, int K, const void* in, const u16* gamma, const float* sumsq_in, float eps,       \
+        void* y, float* sumsq_out) {                                                                                           \
+        gemv_impl<B, NORM, EPI, R>(W, bias, N, K, in, gamma, sumsq_in, eps, y, sumsq_out);                                     \
+    }
+// batch 1: fused RMSNorm on the float32 residual; batches 2..4: bf16 normalised input, 4 rows per warp (x loads shared by 4 rows)
+GEMV(1, 1, 0, 2) GEMV(1, 0, 1, 1) GEMV(1, 1, 2, 2) GEMV(1, 1, 3, 1) GEMV(1, 0, 0, 1) GEMV(1, 0, 3, 1) GEMV(1, 0, 1, 2)
+#define GEMV_MULTI(B) GEMV(B, 0, 0, 4) GEMV(B, 0, 1, 4) GEMV(B, 0, 2, 4) GEMV(B, 0, 3, 4) GEMV(B, 0, 1, 1) GEMV(B, 1, 0, 2) GEMV(B, 1, 2, 2) GEMV(B, 1, 3, 1)
+GEMV_MULTI(2)
+GEMV_MULTI(3)
+GEMV_MULTI(4)
+
+// ---------------------------------------------------------------------------------------------------------------
+// RoPE on q and k of each token in place (qkv bf16 [T, (nh + 2 nkv) hd], after an optional bias add), then the
+// token's k and v written to the KV cache at (slot[t], pos[t]). Cache: bf16 [slots][nkv][maxCtx][hd] for this layer.
+// layout 0 = rotate-half, 1 = interleaved pairs. grid T, block 256.
+extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict__ bias, const int* __restrict__ slot, const int* __restrict__ pos,
+                                   const float* __restrict__ invf, u16* __restrict__ kc, u16* __restrict__ vc, int nh, int nkv, int hd,
+                                   int maxCtx, int layout) {
+    pdl_wait();
+    pdl_trigger();
+    int t = blockIdx.x;
+    int qkvDim = (nh + 2 * nkv) * hd;
+    u16* row = qkv + (i64)t * qkvDim;
+    int p = pos[t], s = slot[t];
+    int half = hd >> 1;
+    int pairs = (nh + nkv) * half;
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        int head = i / half, d = i - head * half;
+        int i1, i2;
+        if (layout == 0) { i1 = d; i2 = d + half; } else { i1 = 2 * d; i2 = 2 * d + 1; }
+        int o = head * hd;
+        float x1 = bf2f(row[o + i1]), x2 = bf2f(row[o + i2]);
+        if (bias) { x1 += bf2f(bias[o + i1]); x2 += bf2f(bias[o + i2]); }
+        float ang = (float)p * invf[d];
+        float c, sn;
+        sincosf(ang, &sn, &c);   // full-range (not fast-math): within an ulp or two of the CPU's double-rounded value
+        u16 r1 = f2bf(x1 * c - x2 * sn), r2 = f2bf(x2 * c + x1 * sn);
+        row[o + i1] = r1;
+        row[o + i2] = r2;
+        if (head >= nh) {
+            int kh = head - nh;
+            u16* kp = kc + (((i64)s * nkv + kh) * maxCtx + p) * hd;
+            kp[i1] = r1;
+            kp[i2] = r2;
+        }
+    }
+    int vo = (nh + nkv) * hd;
+    for (int i = threadIdx.x; i < nkv * hd; i += blockDim.x) {
+        int kh = i / hd, d = i - kh * hd;
+        float v = bf2f(row[vo + i]);
+        if (bias) { v += bf2f(bias[vo + i]); row[vo + i] = f2bf(v); }
+        vc[(((i64)s * nkv + kh) * maxCtx + p) * hd + d] = f2bf(v);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attention of one token and one query head against its sequence's cache (positions start..pos, start from the
+// sliding window, 0 = none). Works for decode and for any mix; grid (T, nh), block 128, dynamic shared memory
+// (maxCtx + 8 * hd + hd) floats. out bf16 [T, nh * hd].
+template <int HD>
+__device__ __forceinline__ void attn_token_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
+                                                u16* __restrict__ out, const int* __restrict__ slot, const int* __restrict__ pos,
+                                                int nh, int nkv, int maxCtx, int window, float scale) {
+    pdl_wait();
+    pdl_trigger();
+    extern __shared__ float smem[];
+    __shared__ float red[33];
+    constexpr int TPP = HD / 8;        // threads per position in the value pass
+    constexpr int G = 128 / TPP;       // position groups
+    float* q = smem;                   // [HD]
+    float* acc = smem + HD;            // [G][HD]
+    float* sc = smem + HD + G * HD;    // [positions]
+    int t = blockIdx.x, h = blockIdx.y;
+    int kvh = h / (nh / nkv);
+    int qkvDim = (nh + 2 * nkv) * HD;
+    int p = pos[t], s = slot[t];
+    int start = window > 0 ? max(0, p - window + 1) : 0;
+    int n = p - start + 1;
+    const u16* qr = qkv + (i64)t * qkvDim + h * HD;
+    for (int i = threadIdx.x; i < HD; i += 128) q[i] = bf2f(qr[i]) * scale;
+    __syncthreads();
+    const u16* kb = kc + (((i64)s * nkv + kvh) * maxCtx + start) * HD;
+    const u16* vb = vc + (((i64)s * nkv + kvh) * maxCtx + start) * HD;
+    float mx = NEG_INF;
+    for (int j = threadIdx.x; j < n; j += 128) {
+        const uint4* kr = (const uint4*)(kb + (i64)j * HD);
+        float d = 0.f;
+#pragma unroll
+        for (int c = 0; c < HD / 8; c++) {
+            float f[8];
+            bf8_to_f(kr[c], f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) d = fmaf(f[e], q[c * 8 + e], d);
+        }
+        sc[j] = d;
+        mx = fmaxf(mx, d);
+    }
+    mx = block_reduce(mx, red, true);
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < n; j += 128) {
+        float e = __expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = block_reduce(sum, red, false);   // (its barriers also publish sc)
+    int g = threadIdx.x / TPP, c = threadIdx.x % TPP;
+    float a[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) a[e] = 0.f;
+    for (int j = g; j < n; j += G) {
+        float f[8];
+        bf8_to_f(*(const uint4*)(vb + (i64)j * HD + c * 8), f);
+        float w = sc[j];
+#pragma unroll
+        for (int e = 0; e < 8; e++) a[e] = fmaf(w, f[e], a[e]);
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[g * HD + c * 8 + e] = a[e];
+    __syncthreads();
+    float inv = 1.f / sum;
+    for (int d = threadIdx.x; d < HD; d += 128) {
+        float v = 0.f;
+#pragma unroll
+        for (int gg = 0; gg < G; gg++) v += acc[gg * HD + d];
+        out[(i64)t * nh * HD + h * HD + d] = f2bf(v * inv);
+    }
+}
+#define ATTN_TOKEN(HD)                                                                                                         \
+    extern "C" __global__ void __launch_bounds__(128) attn_token_hd##HD(const u16* qkv, const u16* kc, const u16* vc, u16* out, \
+        const int* slot, const int* pos, int nh, int nkv, int maxCtx, int window, float scale) {                               \
+        attn_token_impl<HD>(qkv, kc, vc, out, slot, pos, nh, nkv, maxCtx, window, scale);                                      \
+    }
+ATTN_TOKEN(64)
+ATTN_TOKEN(128)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prefill attention on the tensor cores (mma.sync m16n8k16 bf16, float32 accumulate, online softmax): the Tq
+// queries of one sequence chunk at positions q0..q0+Tq-1 (rows of qkv), causal against that sequence's cache
+// (positions 0..q0+Tq-1, already written by rope_kv). grid (ceil(Tq/64), nh), block 128 (4 warps x 16 query rows).
+__device__ __forceinline__ void mma_bf16(float* c, const u32* a, u32 b0, u32 b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ u32 pack_bf2(float lo, float hi) { return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16); }
+
+__device__ __forceinline__ u32 smem_u32(const void* p) {
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+template <int HD>
+__device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
+                                                  u16* __restrict__ out, int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {
+    constexpr int KS = HD + 8;   // K tile row stride (elements)
+    __shared__ __align__(16) u16 Ks[64 * KS];
+    __shared__ __align__(16) u16 Vs[64 * KS];   // row-major like K; B fragments of P.V come through ldmatrix.trans
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int gq = lane >> 2, tq = lane & 3;
+    int h = blockIdx.y, kvh = h / (nh / nkv);
+    int qkvDim = (nh + 2 * nkv) * HD;
+    int rowBase = blockIdx.x * 64 + warp * 16;    // first query row of this warp (chunk-relative)
+    int ra = rowBase + gq, rb = rowBase + gq + 8;
+    int pa = q0 + ra, pb = q0 + rb;               // their positions
+    // Q fragments (scaled by softmax scale * log2 e so exp2 can be used)
+    const float qs = scale * 1.4426950408889634f;
+    u32 qf[HD / 16][4];
+    {
+        const u16* qa = qkv + (i64)min(ra, Tq - 1) * qkvDim + h * HD;
+        const u16* qb = qkv + (i64)min(rb, Tq - 1) * qkvDim + h * HD;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            int c = kk * 16 + tq * 2;
+            qf[kk][0] = pack_bf2(bf2f(qa[c]) * qs, bf2f(qa[c + 1]) * qs);
+            qf[kk][1] = pack_bf2(bf2f(qb[c]) * qs, bf2f(qb[c + 1]) * qs);
+            qf[kk][2] = pack_bf2(bf2f(qa[c + 8]) * qs, bf2f(qa[c + 9]) * qs);
+            qf[kk][3] = pack_bf2(bf2f(qb[c + 8]) * qs, bf2f(qb[c + 9]) * qs);
+        }
+    }
+    float o[HD / 8][4];
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float ma = NEG_INF, mb = NEG_INF, la = 0.f, lb = 0.f;
+    int lastRow = min(Tq - 1, blockIdx.x * 64 + 63);
+    int pmax = q0 + lastRow;                                    // largest position any query of the block sees
+    int pminStart = window > 0 ? max(0, q0 + blockIdx.x * 64 - window + 1) : 0;
+    const u16* kbase = kc + ((i64)slot * nkv + kvh) * maxCtx * HD;
+    const u16* vbase = vc + ((i64)slot * nkv + kvh) * maxCtx * HD;
+    for (int k0 = (pminStart / 64) * 64; k0 <= pmax; k0 += 64) {
+        __syncthreads();
+        // load K tile [64][HD] and V^T tile [HD][64]
+        for (int i = threadIdx.x; i < 64 * (HD / 8); i += 128) {
+            int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+            int key = k0 + r;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (key <= pmax) {
+                kv = *(const uint4*)(kbase + (i64)key * HD + c);
+                vv = *(const uint4*)(vbase + (i64)key * HD + c);
+            }
+            *(uint4*)(Ks + r * KS + c) = kv;
+            *(uint4*)(Vs + r * KS + c) = vv;
+        }
+        __syncthreads();
+        // S = Q K^T for 64 keys: 8 n-tiles of 8 keys
+        float s[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            const u16* kr = Ks + (j * 8 + gq) * KS + tq * 2;
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                u32 b0 = *(const u32*)(kr + kk * 16);
+                u32 b1 = *(const u32*)(kr + kk * 16 + 8);
+                mma_bf16(s[j], qf[kk], b0, b1);
+            }
+        }
+        // mask and online softmax (rows ra: s[j][0..1], rb: s[j][2..3])
+        float ta = NEG_INF, tb = NEG_INF;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int key = k0 + j * 8 + tq * 2 + e;
+                bool okA = key <= pa && (window <= 0 || key > pa - window);
+                bool okB = key <= pb && (window <= 0 || key > pb - window);
+                if (!okA) s[j][e] = NEG_INF;
+                if (!okB) s[j][2 + e] = NEG_INF;
+                ta = fmaxf(ta, s[j][e]);
+                tb = fmaxf(tb, s[j][2 + e]);
+            }
+        }
+        ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 1)); ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 2));
+        tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 1)); tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 2));
+        float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
+        float refA = na == NEG_INF ? 0.f : na, refB = nb == NEG_INF ? 0.f : nb;
+        float fa = exp2f(ma - refA), fb = exp2f(mb - refB);
+        ma = na; mb = nb;
+        float sa = 0.f, sb = 0.f;
+        u32 pf[4][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float p0 = exp2f(s[j][0] - refA), p1 = exp2f(s[j][1] - refA);
+            float p2 = exp2f(s[j][2] - refB), p3 = exp2f(s[j][3] - refB);
+            sa += p0 + p1;
+            sb += p2 + p3;
+            int kk = j >> 1;
+            if ((j & 1) == 0) { pf[kk][0] = pack_bf2(p0, p1); pf[kk][1] = pack_bf2(p2, p3); }
+            else { pf[kk][2] = pack_bf2(p0, p1); pf[kk][3] = pack_bf2(p2, p3); }
+        }
+        sa += __shfl_xor_sync(0xffffffffu, sa, 1); sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+        sb += __shfl_xor_sync(0xffffffffu, sb, 1); sb += __shfl_xor_sync(0xffffffffu, sb, 2);
+        la = la * fa + sa;
+        lb = lb * fb + sb;
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) {
+            o[j][0] *= fa; o[j][1] *= fa; o[j][2] *= fb; o[j][3] *= fb;
+#pragma unroll
+            for (int kk = 0; kk < 4; kk += 2) {
+                // x4.trans: lane L gives the address of key row kk*16 + L, dims j*8..j*8+7; registers 0,1 are the
+                // (b0, b1) fragment of keys kk*16..+15 and registers 2,3 that of keys (kk+1)*16..+15
+                u32 addr = smem_u32(Vs + (kk * 16 + lane) * KS + j * 8);
+                u32 b0, b1, b2, b3;
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                             : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+                mma_bf16(o[j], pf[kk], b0, b1);
+                mma_bf16(o[j], pf[kk + 1], b2, b3);
+            }
+        }
+    }
+    float ia = la > 0.f ? 1.f / la : 0.f, ib = lb > 0.f ? 1.f / lb : 0.f;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+        int d = j * 8 + tq * 2;
+        if (ra < Tq) {
+            u16* oa = out + (i64)ra * nh * HD + h * HD + d;
+            *(u32*)oa = pack_bf2(o[j][0] * ia, o[j][1] * ia);
+        }
+        if (rb < Tq) {
+            u16* ob = out + (i64)rb * nh * HD + h * HD + d;
+            *(u32*)ob = pack_bf2(o[j][2] * ib, o[j][3] * ib);
+        }
+    }
+}
+#define ATTN_PREFILL(HD)                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128, 3) attn_prefill_hd##HD(const u16* qkv, const u16* kc, const u16* vc, u16* out, \
+        int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {                                      \
+        attn_prefill_impl<HD>(qkv, kc, vc, out, Tq, q0, slot, nh, nkv, maxCtx, window, scale);                                 \
+    }
+ATTN_PREFILL(64)
+ATTN_PREFILL(128)
+
+// The first version (V transposed into shared memory with 2-byte stores: 16-way bank conflicts), kept for comparison.
+template <int HD>
+__device__ __forceinline__ void attn_prefill_v1_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
+                                                  u16* __restrict__ out, int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {
+    constexpr int KS = HD + 8;   // K tile row stride (elements)
+    constexpr int VS = 64 + 8;   // V^T tile row stride
+    __shared__ __align__(16) u16 Ks[64 * KS];
+    __shared__ __align__(16) u16 Vt[HD * VS];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int gq = lane >> 2, tq = lane & 3;
+    int h = blockIdx.y, kvh = h / (nh / nkv);
+    int qkvDim = (nh + 2 * nkv) * HD;
+    int rowBase = blockIdx.x * 64 + warp * 16;    // first query row of this warp (chunk-relative)
+    int ra = rowBase + gq, rb = rowBase + gq + 8;
+    int pa = q0 + ra, pb = q0 + rb;               // their positions
+    // Q fragments (scaled by softmax scale * log2 e so exp2 can be used)
+    const float qs = scale * 1.4426950408889634f;
+    u32 qf[HD / 16][4];
+    {
+        const u16* qa = qkv + (i64)min(ra, Tq - 1) * qkvDim + h * HD;
+        const u16* qb = qkv + (i64)min(rb, Tq - 1) * qkvDim + h * HD;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            int c = kk * 16 + tq * 2;
+            qf[kk][0] = pack_bf2(bf2f(qa[c]) * qs, bf2f(qa[c + 1]) * qs);
+            qf[kk][1] = pack_bf2(bf2f(qb[c]) * qs, bf2f(qb[c + 1]) * qs);
+            qf[kk][2] = pack_bf2(bf2f(qa[c + 8]) * qs, bf2f(qa[c + 9]) * qs);
+            qf[kk][3] = pack_bf2(bf2f(qb[c + 8]) * qs, bf2f(qb[c + 9]) * qs);
+        }
+    }
+    float o[HD / 8][4];
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float ma = NEG_INF, mb = NEG_INF, la = 0.f, lb = 0.f;
+    int lastRow = min(Tq - 1, blockIdx.x * 64 + 63);
+    int pmax = q0 + lastRow;                                    // largest position any query of the block sees
+    int pminStart = window > 0 ? max(0, q0 + blockIdx.x * 64 - window + 1) : 0;
+    const u16* kbase = kc + ((i64)slot * nkv + kvh) * maxCtx * HD;
+    const u16* vbase = vc + ((i64)slot * nkv + kvh) * maxCtx * HD;
+    for (int k0 = (pminStart / 64) * 64; k0 <= pmax; k0 += 64) {
+        __syncthreads();
+        // load K tile [64][HD] and V^T tile [HD][64]
+        for (int i = threadIdx.x; i < 64 * (HD / 8); i += 128) {
+            int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+            int key = k0 + r;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (key <= pmax) {
+                kv = *(const uint4*)(kbase + (i64)key * HD + c);
+                vv = *(const uint4*)(vbase + (i64)key * HD + c);
+            }
+            *(uint4*)(Ks + r * KS + c) = kv;
+            const u16* ve = (const u16*)&vv;
+#pragma unroll
+            for (int e = 0; e < 8; e++) Vt[(c + e) * VS + r] = ve[e];
+        }
+        __syncthreads();
+        // S = Q K^T for 64 keys: 8 n-tiles of 8 keys
+        float s[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            const u16* kr = Ks + (j * 8 + gq) * KS + tq * 2;
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                u32 b0 = *(const u32*)(kr + kk * 16);
+                u32 b1 = *(const u32*)(kr + kk * 16 + 8);
+                mma_bf16(s[j], qf[kk], b0, b1);
+            }
+        }
+        // mask and online softmax (rows ra: s[j][0..1], rb: s[j][2..3])
+        float ta = NEG_INF, tb = NEG_INF;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int key = k0 + j * 8 + tq * 2 + e;
+                bool okA = key <= pa && (window <= 0 || key > pa - window);
+                bool okB = key <= pb && (window <= 0 || key > pb - window);
+                if (!okA) s[j][e] = NEG_INF;
+                if (!okB) s[j][2 + e] = NEG_INF;
+                ta = fmaxf(ta, s[j][e]);
+                tb = fmaxf(tb, s[j][2 + e]);
+            }
+        }
+        ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 1)); ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 2));
+        tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 1)); tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 2));
+        float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
+        float refA = na == NEG_INF ? 0.f : na, refB = nb == NEG_INF ? 0.f : nb;
+        float fa = exp2f(ma - refA), fb = exp2f(mb - refB);
+        ma = na; mb = nb;
+        float sa = 0.f, sb = 0.f;
+        u32 pf[4][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float p0 = exp2f(s[j][0] - refA), p1 = exp2f(s[j][1] - refA);
+            float p2 = exp2f(s[j][2] - refB), p3 = exp2f(s[j][3] - refB);
+            sa += p0 + p1;
+            sb += p2 + p3;
+            int kk = j >> 1;
+            if ((j & 1) == 0) { pf[kk][0] = pack_bf2(p0, p1); pf[kk][1] = pack_bf2(p2, p3); }
+            else { pf[kk][2] = pack_bf2(p0, p1); pf[kk][3] = pack_bf2(p2, p3); }
+        }
+        sa += __shfl_xor_sync(0xffffffffu, sa, 1); sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+        sb += __shfl_xor_sync(0xffffffffu, sb, 1); sb += __shfl_xor_sync(0xffffffffu, sb, 2);
+        la = la * fa + sa;
+        lb = lb * fb + sb;
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) {
+            o[j][0] *= fa; o[j][1] *= fa; o[j][2] *= fb; o[j][3] *= fb;
+            const u16* vr = Vt + (j * 8 + gq) * VS + tq * 2;
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                u32 b0 = *(const u32*)(vr + kk * 16);
+                u32 b1 = *(const u32*)(vr + kk * 16 + 8);
+                mma_bf16(o[j], pf[kk], b0, b1);
+            }
+        }
+    }
+    float ia = la > 0.f ? 1.f / la : 0.f, ib = lb > 0.f ? 1.f / lb : 0.f;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+        int d = j * 8 + tq * 2;
+        if (ra < Tq) {
+            u16* oa = out + (i64)ra * nh * HD + h * HD + d;
+            *(u32*)oa = pack_bf2(o[j][0] * ia, o[j][1] * ia);
+        }
+        if (rb < Tq) {
+            u16* ob = out + (i64)rb * nh * HD + h * HD + d;
+            *(u32*)ob = pack_bf2(o[j][2] * ib, o[j][3] * ib);
+        }
+    }
+}
+#define ATTN_PREFILL_V1(HD)                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128) attn_prefill_v1_hd##HD(const u16* qkv, const u16* kc, const u16* vc, u16* out, \
+        int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {                                      \
+        attn_prefill_v1_impl<HD>(qkv, kc, vc, out, Tq, q0, slot, nh, nkv, maxCtx, window, scale);                                 \
+    }
+ATTN_PREFILL_V1(64)
+ATTN_PREFILL_V1(128)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prefill MLP activation: act[t, j] = bf16(silu(gu[t, 2j] + b[2j]) * (gu[t, 2j+1] + b[2j+1])) (gate/up rows interleaved).
+extern "C" __global__ void silu_mul_il(const u16* __restrict__ gu, const u16* __restrict__ bias, u16* __restrict__ act, int T, int I) {
+    for (i64 i = global_index(); i < (i64)T * I; i += global_stride()) {
+        i64 t = i / I;
+        int j = (int)(i - t * I);
+        float g = bf2f(gu[t * 2 * I + 2 * j]), u = bf2f(gu[t * 2 * I + 2 * j + 1]);
+        if (bias) { g += bf2f(bias[2 * j]); u += bf2f(bias[2 * j + 1]); }
+        act[i] = f2bf(silu(g) * u);
+    }
+}
+
+// x[t, n] += bias[n] (float32 rows, bf16 bias).
+extern "C" __global__ void add_bias_f32(float* __restrict__ x, const u16* __restrict__ bias, int T, int N) {
+    for (i64 i = global_index(); i < (i64)T * N; i += global_stride()) x[i] += bf2f(bias[i % N]);
+}
+
+// Gate/up rows interleaved on the device: dst[2j] = gate[j], dst[2j+1] = up[j] (rows of K bf16).
+extern "C" __global__ void interleave_rows(const u16* __restrict__ gate, const u16* __restrict__ up, u16* __restrict__ dst, int I, int K) {
+    i64 n = (i64)I * K / 8;
+    for (i64 i = global_index(); i < 2 * n; i += global_stride()) {
+        i64 which = i / n, e = i - which * n;
+        i64 row = e / (K / 8), c = e - row * (K / 8);
+        const uint4* src = (const uint4*)((which ? up : gate) + row * K) + c;
+        ((uint4*)(dst + (2 * row + which) * K))[c] = *src;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Greedy choice on the device: for row b, the index of the largest logit (the lowest index on ties).
+// With advance != 0 the decode state moves on in place: tokens[b] = choice, pos[b] += 1, out[count[b]++ * B + b] = choice.
+extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int V, int B, int* __restrict__ tokens, int* __restrict__ pos,
+                                       int* __restrict__ out, int* __restrict__ count, int advance) {
+    pdl_wait();
+    pdl_trigger();
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    int b = blockIdx.x;
+    const float* row = logits + (i64)b * V;
+    float best = NEG_INF;
+    int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = row[i];
+        if (v > best || (v == best && i < bi) || (v != v && bi == 0x7fffffff)) { best = v; bi = i; }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
+    }
+    int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane == 0) { sv[w] = best; si[w] = bi; }
+    __syncthreads();
+    if (w == 0) {
+        int nw = blockDim.x >> 5;
+        best = lane < nw ? sv[lane] : NEG_INF;
+        bi = lane < nw ? si[lane] : 0x7fffffff;
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, best, o);
+            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
+        }
+        if (lane == 0) {
+            if (bi == 0x7fffffff) bi = 0;
+            tokens[b] = bi;
+            if (advance) {
+                pos[b] += 1;
+                int c = count[b];
+                out[(i64)c * B + b] = bi;
+                count[b] = c + 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,815 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using GpuOps.Core.Engine;
+using GpuOps.Core.Hosting;
+using GpuOps.Core.Models;
+using GpuOps.Cuda.Compile;
+using GpuOps.Cuda.Driver;
+using GpuOps.Nvml;
+using static GpuOps.Cuda.Driver.CudaApi;
+
+namespace GpuOps.Cuda.Engine;
+
+/// <summary>Entry point found by GpuModelHandle (GpuOps.Core) through reflection.</summary>
+public static class CudaEngineFactory
+{
+    public static IInferenceEngine Create(ModelBundle bundle, int device, Action<double, string>? progress, CancellationToken cancellationToken) =>
+        CudaLlamaEngine.Load(bundle.Config, bundle.Weights, device, progress, cancellationToken);
+}
+
+/// <summary>Device pointers of one layer's weights (bf16).</summary>
+internal sealed record CudaLayer(ulong AttnNorm, ulong Wqkv, ulong Bqkv, ulong Wo, ulong Bo, ulong MlpNorm, ulong WGateUp, ulong BGateUp, ulong WDown, ulong BDown);
+
+/// <summary>
+/// The CUDA bfloat16 forward pass of llama / mistral / qwen2 decoders. Weights live in one device arena (q/k/v rows
+/// concatenated, gate/up rows interleaved); prefill runs through cuBLASLt and tensor-core attention; a decode step of
+/// up to 4 sequences runs through bandwidth-bound GEMV kernels with fused RMSNorm, bias, SiLU·mul and residual
+/// epilogues, larger batches through cuBLASLt; every decode step (argmax included) is one CUDA graph replay.
+/// </summary>
+public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDecoder
+{
+    internal readonly CudaContext Ctx;
+    internal readonly CudaModule Module;
+    internal readonly CudaGemm Gemm;
+    private readonly LlamaConfig _c;
+    private readonly ulong _arena;
+    internal readonly CudaLayer[] Layers;
+    internal readonly ulong Embedding, FinalNorm, Output, InvFreq;
+    internal readonly int RopeLayoutCode;
+    internal readonly int H, I, V, Hd, Nh, Nkv, QDim, KvDim, QkvDim, L;
+    internal readonly float Eps, Scale;
+    private Workspace? _scratch;
+    private int _attnSmemSet;
+    private bool _disposed;
+
+    /// <summary>Use the tensor-core prefill attention (default); GPUOPS_ENGINE_SIMPLE_ATTENTION=1 uses the per-token kernel for everything.</summary>
+    public bool TensorCoreAttention { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_SIMPLE_ATTENTION") != "1";
+
+    /// <summary>How the weights came to the device.</summary>
+    public UploadStats? LoadStats { get; private set; }
+
+    private CudaLlamaEngine(CudaContext ctx, LlamaConfig c, ulong arena, long arenaBytes, CudaLayer[] layers, ulong emb, ulong norm, ulong output,
+        RopeLayout layout, long parameters)
+    {
+        Ctx = ctx;
+        _c = c;
+        _arena = arena;
+        WeightBytes = arenaBytes;
+        Layers = layers;
+        Embedding = emb;
+        FinalNorm = norm;
+        Output = output;
+        ParameterCount = parameters;
+        RopeLayoutCode = layout == RopeLayout.Interleaved ? 1 : 0;
+        H = c.HiddenSize; I = c.IntermediateSize; V = c.VocabSize; Hd = c.HeadDim; Nh = c.NumHeads; Nkv = c.NumKeyValueHeads; L = c.NumLayers;
+        QDim = Nh * Hd; KvDim = Nkv * Hd; QkvDim = QDim + 2 * KvDim;
+        Eps = (float)c.RmsNormEps;
+        Scale = 1f / MathF.Sqrt(Hd);
+        if (Hd is not (64 or 128))
+            throw new GpuOpsException("HeadDimNotSupported", ErrorCategory.NotImplemented, $"The CUDA engine supports head_dim 64 and 128, not {Hd}.", Hd,
+                recommendedAction: "Use -Device cpu for this model.");
+        if (H % 8 != 0 || I % 8 != 0 || QDim % 8 != 0)
+            throw new GpuOpsException("ShapeNotSupported", ErrorCategory.NotImplemented, "The CUDA engine needs hidden, intermediate and q sizes that are multiples of 8.", c.Architecture);
+        var cubin = KernelCache.Shared.GetCubin("engine/llama.cu", ctx.Major, ctx.Minor);
+        Module = new CudaModule(ctx, cubin, "engine/llama.cu");
+        Gemm = new CudaGemm(ctx);
+        var inv = Rope.InverseFrequencies(Hd, c.RopeTheta, c.RopeScaling);
+        InvFreq = ctx.Allocate(inv.Length * 4L, "RoPE frequencies");
+        fixed (float* p = inv) Check(cuMemcpyHtoD(InvFreq, p, (nuint)(inv.Length * 4)), "cuMemcpyHtoD(invfreq)");
+        WeightBytesPerToken = WeightBytes - (long)V * H * 2 * (c.TieWordEmbeddings || output == emb ? 0 : 1) + (long)H * 2;
+    }
+
+    public LlamaConfig Config => _c;
+
+    public string Device => $"cuda:{Ctx.Ordinal}";
+
+    public string DType => "bfloat16";
+
+    public long ParameterCount { get; }
+
+    public long WeightBytes { get; }
+
+    public long WeightBytesPerToken { get; }
+
+    public string GpuName => Ctx.Name;
+
+    // ------------------------------------------------------------------ loading
+
+    /// <summary>Load the weights of <paramref name="source"/> to GPU <paramref name="device"/> (bf16) through pinned staging buffers.</summary>
+    public static CudaLlamaEngine Load(LlamaConfig c, IWeightSource source, int device, Action<double, string>? progress, CancellationToken ct)
+    {
+        LlamaWeights.Validate(c);
+        var ctx = CudaContext.Open(device);
+        var keep = new List<object>();
+        try
+        {
+            int h = c.HiddenSize, hd = c.HeadDim, qd = c.NumHeads * hd, kvd = c.NumKeyValueHeads * hd, inter = c.IntermediateSize;
+            int qkvd = qd + 2 * kvd;
+            var segs = new List<UploadSegment>();
+            long off = 0;
+            long parameters = 0;
+            long Reserve(long bytes)
+            {
+                long at = off;
+                off = (off + bytes + 255) & ~255L;
+                return at;
+            }
+
+            (IntPtr Ptr, long Bytes) Bf16(string name, long elements)
+            {
+                if (!source.Contains(name)) throw new GpuOpsException("ModelTensorMissing", ErrorCategory.InvalidData, $"The model has no tensor '{name}'.", name);
+                var info = source.GetInfo(name);
+                if (info.ElementCount != elements)
+                    throw new GpuOpsException("ModelTensorShape", ErrorCategory.InvalidData,
+                        $"Tensor '{name}' has {info.ElementCount} elements ([{string.Join(", ", info.Shape)}]), expected {elements}.", name);
+                parameters += elements;
+                if (info.DType == TensorDType.BF16 && source is IMappedWeightSource m)
+                {
+                    var loc = m.GetLocation(name);
+                    return ((IntPtr)loc.Pointer, loc.Length);
+                }
+
+                var f = new float[elements];
+                source.ReadFloat32(name, f);
+                var b = GC.AllocateUninitializedArray<ushort>((int)elements, pinned: true);
+                for (long i = 0; i < elements; i++) b[i] = ToBf16(f[i]);
+                keep.Add(b);
+                return ((IntPtr)Unsafe(b), elements * 2);
+            }
+
+            ulong Tensor(string name, long elements)
+            {
+                var (p, n) = Bf16(name, elements);
+                long at = Reserve(n);
+                segs.Add(new UploadSegment(p, n, at));
+                return (ulong)at;
+            }
+
+            ulong Concat(long total, params (string Name, long Elements, bool Optional)[] parts)
+            {
+                long at = Reserve(total * 2), o = at;
+                bool any = false;
+                foreach (var (name, n, optional) in parts)
+                {
+                    if (optional && !source.Contains(name))
+                    {
+                        var z = GC.AllocateArray<ushort>((int)n, pinned: true);
+                        keep.Add(z);
+                        segs.Add(new UploadSegment((IntPtr)Unsafe(z), n * 2, o));
+                    }
+                    else
+                    {
+                        var (p, b) = Bf16(name, n);
+                        segs.Add(new UploadSegment(p, b, o));
+                        any = true;
+                    }
+
+                    o += n * 2;
+                }
+
+                return any ? (ulong)at : ulong.MaxValue;
+            }
+
+            ulong Interleaved(string gate, string up, long rows, long cols, bool optional)
+            {
+                if (optional && !source.Contains(gate) && !source.Contains(up)) return ulong.MaxValue;
+                var (g, gb) = optional && !source.Contains(gate) ? Zeros(rows * cols) : Bf16(gate, rows * cols);
+                var (u, ub) = optional && !source.Contains(up) ? Zeros(rows * cols) : Bf16(up, rows * cols);
+                long at = Reserve(2 * rows * cols * 2), rowBytes = cols * 2;
+                for (long r = 0; r < rows; r++)
+                {
+                    segs.Add(new UploadSegment(g + (nint)(r * rowBytes), rowBytes, at + 2 * r * rowBytes));
+                    segs.Add(new UploadSegment(u + (nint)(r * rowBytes), rowBytes, at + (2 * r + 1) * rowBytes));
+                }
+
+                return (ulong)at;
+            }
+
+            (IntPtr, long) Zeros(long n)
+            {
+                var z = GC.AllocateArray<ushort>((int)n, pinned: true);
+                keep.Add(z);
+                return ((IntPtr)Unsafe(z), n * 2);
+            }
+
+            ulong emb = Tensor("model.embed_tokens.weight", (long)c.VocabSize * h);
+            var layers = new (ulong AttnNorm, ulong Wqkv, ulong Bqkv, ulong Wo, ulong Bo, ulong MlpNorm, ulong WGateUp, ulong BGateUp, ulong WDown, ulong BDown)[c.NumLayers];
+            for (int i = 0; i < c.NumLayers; i++)
+            {
+                string p = $"model.layers.{i}.";
+                layers[i].AttnNorm = Tensor(p + "input_layernorm.weight", h);
+                layers[i].Wqkv = Concat((long)qkvd * h, (p + "self_attn.q_proj.weight", (long)qd * h, false), (p + "self_attn.k_proj.weight", (long)kvd * h, false),
+                    (p + "self_attn.v_proj.weight", (long)kvd * h, false));
+                layers[i].Bqkv = source.Contains(p + "self_attn.q_proj.bias") || source.Contains(p + "self_attn.k_proj.bias") || source.Contains(p + "self_attn.v_proj.bias")
+                    ? Concat(qkvd, (p + "self_attn.q_proj.bias", qd, true), (p + "self_attn.k_proj.bias", kvd, true), (p + "self_attn.v_proj.bias", kvd, true))
+                    : ulong.MaxValue;
+                layers[i].Wo = Tensor(p + "self_attn.o_proj.weight", (long)h * qd);
+                layers[i].Bo = source.Contains(p + "self_attn.o_proj.bias") ? Tensor(p + "self_attn.o_proj.bias", h) : ulong.MaxValue;
+                layers[i].MlpNorm = Tensor(p + "post_attention_layernorm.weight", h);
+                layers[i].WGateUp = Interleaved(p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight", inter, h, false);
+                layers[i].BGateUp = Interleaved(p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias", inter, 1, true);
+                layers[i].WDown = Tensor(p + "mlp.down_proj.weight", (long)h * inter);
+                layers[i].BDown = source.Contains(p + "mlp.down_proj.bias") ? Tensor(p + "mlp.down_proj.bias", h) : ulong.MaxValue;
+            }
+
+            ulong norm = Tensor("model.norm.weight", h);
+            bool tied = c.TieWordEmbeddings || !source.Contains("lm_head.weight");
+            ulong output = tied ? emb : Tensor("lm_head.weight", (long)c.VocabSize * h);
+            long total = off;
+            ulong arena = ctx.Allocate(total, $"the weights of the model ({total / 1e9:F2} GB bf16)");
+            UploadStats stats;
+            try
+            {
+                stats = CudaWeightUpload.Upload(ctx, arena, total, segs.ToArray(), progress, ct);
+            }
+            catch
+            {
+                ctx.Free(arena);
+                throw;
+            }
+
+            ulong A(ulong o) => o == ulong.MaxValue ? 0 : arena + o;
+            var cl = layers.Select(x => new CudaLayer(A(x.AttnNorm), A(x.Wqkv), A(x.Bqkv), A(x.Wo), A(x.Bo), A(x.MlpNorm), A(x.WGateUp), A(x.BGateUp), A(x.WDown), A(x.BDown))).ToArray();
+            var engine = new CudaLlamaEngine(ctx, c, arena, total, cl, arena + emb, arena + norm, arena + output, source.RopeLayout, parameters);
+            engine.LoadStats = stats;
+            GC.KeepAlive(keep);
+            return engine;
+        }
+        catch
+        {
+            ctx.Dispose();
+            throw;
+        }
+    }
+
+    private static void* Unsafe(ushort[] pinnedArray) => Unsafe(ref MemoryMarshal.GetArrayDataReference(pinnedArray));
+
+    private static void* Unsafe(ref ushort r) => System.Runtime.CompilerServices.Unsafe.AsPointer(ref r);
+
+    internal static ushort ToBf16(float f)
+    {
+        uint u = BitConverter.SingleToUInt32Bits(f);
+        if ((u & 0x7fffffffu) > 0x7f800000u) return (ushort)((u >> 16) | 0x40);
+        u += 0x7fffu + ((u >> 16) & 1u);
+        return (ushort)(u >> 16);
+    }
+
+    // ------------------------------------------------------------------ buffers
+
+    /// <summary>Activations for up to <see cref="Tokens"/> tokens (and <see cref="Rows"/> logit rows).</summary>
+    internal sealed class Workspace : IDisposable
+    {
+        private readonly CudaContext _ctx;
+        private readonly List<ulong> _all = new();
+        public readonly int Tokens, Rows;
+        public readonly ulong X, Hn, Qkv, Attn, Gu, Act, Logits, SumSq, Ints, RowIds;
+
+        public Workspace(CudaLlamaEngine e, int tokens, int rows)
+        {
+            _ctx = e.Ctx;
+            Tokens = tokens;
+            Rows = rows;
+            try
+            {
+                X = Alloc((long)tokens * e.H * 4);
+                Hn = Alloc((long)Math.Max(tokens, rows) * e.H * 2);
+                Qkv = Alloc((long)tokens * e.QkvDim * 2);
+                Attn = Alloc((long)tokens * e.QDim * 2);
+                Gu = Alloc((long)tokens * 2 * e.I * 2);
+                Act = Alloc((long)tokens * e.I * 2);
+                Logits = Alloc((long)rows * e.V * 4);
+                SumSq = Alloc((2L * e.L + 1) * tokens * 4);
+                Ints = Alloc(4L * tokens * 4 + 64);   // tokens, slots, positions, counts
+                RowIds = Alloc((long)rows * 4);
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        public ulong TokenIds => Ints;
+        public ulong SlotIds => Ints + (ulong)(Tokens * 4);
+        public ulong Positions => Ints + (ulong)(2 * Tokens * 4);
+        public ulong Counts => Ints + (ulong)(3 * Tokens * 4);
+
+        private ulong Alloc(long bytes)
+        {
+            var p = _ctx.Allocate(Math.Max(bytes, 256), "engine activations");
+            _all.Add(p);
+            return p;
+        }
+
+        public void Dispose()
+        {
+            foreach (var p in _all) _ctx.Free(p);
+            _all.Clear();
+        }
+    }
+
+    /// <summary>One captured decode step of B sequences (slots fixed by the state buffer) and its buffers.</summary>
+    internal sealed class DecodeGraph : IDisposable
+    {
+        public required int B;
+        public required Workspace Ws;
+        public required ulong Out;      // [capacity][B] ids
+        public required int Capacity;
+        public CudaGraph? Graph;
+        public int Runs;
+
+        public void Dispose()
+        {
+            Graph?.Dispose();
+            Ws.Dispose();
+        }
+    }
+
+    public IKvCache CreateCache(int slots, int maxContext) => new CudaKvCache(this, slots, maxContext);
+
+    // ------------------------------------------------------------------ kernels
+
+    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args) =>
+        Launcher.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
+
+    private static (int, int, int) G(long x, int y = 1) => ((int)x, y, 1);
+
+    /// <summary>
+    /// Enqueue the forward pass of the T tokens in <paramref name="ws"/> (ids/slots/positions already there) on the stream.
+    /// <paramref name="chunks"/> (host) gives each sequence chunk's (first row, rows, slot, first position) for prefill
+    /// attention; null means every row is a lone decode token (attention per token, slots/positions read on the device).
+    /// Logits of rows <paramref name="rowIds"/> (device list, or the first R rows when 0) go to ws.Logits.
+    /// </summary>
+    private void Enqueue(Workspace ws, CudaKvCache cache, int T, IReadOnlyList<(int Row, int Len, int Slot, int Pos)>? chunks, int R, ulong rowIds, bool gemv)
+    {
+        var s = Ctx.Stream;
+        int window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0;
+        bool fused = gemv && T == 1;        // batch 1: RMSNorm fused into the GEMVs (sum of squares from the previous epilogue)
+        if (fused) Check(cuMemsetD32Async(ws.SumSq, 0, (nuint)((2 * L + 1) * T), s), "cuMemsetD32Async(sumsq)");
+        K("embed", G(T), 256, 0, ws.TokenIds, Embedding, ws.X, fused ? ws.SumSq : 0UL, H);
+        string sfx = $"_b{T}";
+        int r4 = 4;
+        for (int l = 0; l < L; l++)
+        {
+            var w = Layers[l];
+            ulong sumIn = ws.SumSq + (ulong)(2 * l * T * 4), sumMid = sumIn + (ulong)(T * 4), sumOut = sumMid + (ulong)(T * 4);
+            // attention block
+            if (fused)
+            {
+                Gemv($"gemv{sfx}_n1_e0_r2", QkvDim, 2, w.Wqkv, w.Bqkv, H, ws.X, w.AttnNorm, sumIn, ws.Qkv, 0UL);
+            }
+            else
+            {
+                K("rmsnorm", G(T), 256, 0, ws.X, w.AttnNorm, ws.Hn, H, Eps, 0UL);
+                if (gemv) Gemv($"gemv{sfx}_n0_e0_r4", QkvDim, r4, w.Wqkv, w.Bqkv, H, ws.Hn, 0UL, 0UL, ws.Qkv, 0UL);
+                else if (SkipStage != "gemm") Gemm.Run(ws.Hn, w.Wqkv, ws.Qkv, T, QkvDim, H, false, 0f, s);
+            }
+
+            ulong kc = cache.Keys(l), vc = cache.Values(l);
+            K("rope_kv", G(T), 256, 0, ws.Qkv, gemv ? 0UL : w.Bqkv, ws.SlotIds, ws.Positions, InvFreq, kc, vc, Nh, Nkv, Hd, cache.MaxContext, RopeLayoutCode);
+            if (SkipStage == "attention")
+            {
+            }
+            else if (chunks is null || !TensorCoreAttention)
+            {
+                int smem = (Hd + 1024 + cache.MaxContext) * 4;
+                if (smem > 48 * 1024 && smem > _attnSmemSet)
+                {
+                    Check(cuFuncSetAttribute(Module.Function($"attn_token_hd{Hd}"), CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem), "cuFuncSetAttribute(attn_token)");
+                    _attnSmemSet = smem;
+                }
+
+                K($"attn_token_hd{Hd}", (T, Nh, 1), 128, smem, ws.Qkv, kc, vc, ws.Attn, ws.SlotIds, ws.Positions, Nh, Nkv, cache.MaxContext, window, Scale);
+            }
+            else
+            {
+                foreach (var ch in chunks)
+                {
+                    ulong q = ws.Qkv + (ulong)((long)ch.Row * QkvDim * 2), o = ws.Attn + (ulong)((long)ch.Row * QDim * 2);
+                    K($"{PrefillAttentionKernel}_hd{Hd}", ((ch.Len + 63) / 64, Nh, 1), 128, 0, q, kc, vc, o, ch.Len, ch.Pos, ch.Slot, Nh, Nkv, cache.MaxContext, window, Scale);
+                }
+            }
+
+            if (fused)
+            {
+                Gemv($"gemv{sfx}_n0_e1_r1", H, 1, w.Wo, w.Bo, QDim, ws.Attn, 0UL, 0UL, ws.X, sumMid);
+                Gemv($"gemv{sfx}_n1_e2_r2", 2 * I, 2, w.WGateUp, w.BGateUp, H, ws.X, w.MlpNorm, sumMid, ws.Act, 0UL);
+                Gemv($"gemv{sfx}_n0_e1_r1", H, 1, w.WDown, w.BDown, I, ws.Act, 0UL, 0UL, ws.X, sumOut);
+            }
+            else if (gemv)
+            {
+                Gemv($"gemv{sfx}_n0_e1_r4", H, r4, w.Wo, w.Bo, QDim, ws.Attn, 0UL, 0UL, ws.X, 0UL);
+                K("rmsnorm", G(T), 256, 0, ws.X, w.MlpNorm, ws.Hn, H, Eps, 0UL);
+                Gemv($"gemv{sfx}_n0_e2_r4", 2 * I, r4, w.WGateUp, w.BGateUp, H, ws.Hn, 0UL, 0UL, ws.Act, 0UL);
+                Gemv($"gemv{sfx}_n0_e1_r4", H, r4, w.WDown, w.BDown, I, ws.Act, 0UL, 0UL, ws.X, 0UL);
+            }
+            else
+            {
+                if (SkipStage != "gemm") Gemm.Run(ws.Attn, w.Wo, ws.X, T, H, QDim, true, 1f, s);
+                if (w.Bo != 0) K("add_bias_f32", G(Math.Min(4096, ((long)T * H + 255) / 256)), 256, 0, ws.X, w.Bo, T, H);
+                K("rmsnorm", G(T), 256, 0, ws.X, w.MlpNorm, ws.Hn, H, Eps, 0UL);
+                if (SkipStage != "gemm") Gemm.Run(ws.Hn, w.WGateUp, ws.Gu, T, 2 * I, H, false, 0f, s);
+                K("silu_mul_il", G(Math.Min(8192, ((long)T * I + 255) / 256)), 256, 0, ws.Gu, w.BGateUp, ws.Act, T, I);
+                if (SkipStage != "gemm") Gemm.Run(ws.Act, w.WDown, ws.X, T, H, I, true, 1f, s);
+                if (w.BDown != 0) K("add_bias_f32", G(Math.Min(4096, ((long)T * H + 255) / 256)), 256, 0, ws.X, w.BDown, T, H);
+            }
+        }
+
+        if (fused)
+        {
+            Gemv($"gemv{sfx}_n1_e3_r1", V, 1, Output, 0UL, H, ws.X, FinalNorm, ws.SumSq + (ulong)(2 * L * T * 4), ws.Logits, 0UL);
+        }
+        else
+        {
+            K("rmsnorm", G(R), 256, 0, ws.X, FinalNorm, ws.Hn, H, Eps, rowIds);
+            if (gemv) Gemv($"gemv{sfx}_n0_e3_r4", V, r4, Output, 0UL, H, ws.Hn, 0UL, 0UL, ws.Logits, 0UL);
+            else Gemm.Run(ws.Hn, Output, ws.Logits, R, V, H, true, 0f, s);
+        }
+    }
+
+    /// <summary>A decode GEMV over N rows in groups of R: at most 8 blocks of 4 warps per multiprocessor, warps striding over the groups.</summary>
+    private void Gemv(string name, int n, int r, ulong w, ulong bias, int k, ulong input, ulong gamma, ulong sumIn, ulong y, ulong sumOut)
+    {
+        long groups = (n + r - 1) / r;
+        long blocks = Math.Min((groups + 3) / 4, (long)Ctx.MultiprocessorCount * GemvBlocksPerSm);
+        K(name, G(blocks), 128, 0, w, bias, n, k, input, gamma, sumIn, Eps, y, sumOut);
+    }
+
+    /// <summary>Blocks of the decode GEMVs per multiprocessor (GPUOPS_GEMV_BLOCKS_PER_SM, default 8).</summary>
+    internal int GemvBlocksPerSm { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_GEMV_BLOCKS_PER_SM"), out var b) && b > 0 ? b : 8;
+
+    /// <summary>The tensor-core prefill attention kernel: attn_prefill (ldmatrix.trans for V), or attn_prefill_v1 (GPUOPS_ENGINE_ATTN_V1=1; V transposed with 2-byte stores).</summary>
+    internal string PrefillAttentionKernel { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_ATTN_V1") == "1" ? "attn_prefill_v1" : "attn_prefill";
+
+    /// <summary>
+    /// For benchmarks: one batch-1 decode GEMV ("qkv", "o", "gateup", "down", "lmhead") alone, <paramref name="reps"/> times
+    /// over successive layers' weights (so nothing comes from L2); returns (ms per launch, weight bytes per launch).
+    /// </summary>
+    internal (double Ms, long Bytes) TimeGemv(string which, int reps)
+    {
+        using var cache = (CudaKvCache)CreateCache(1, 64);
+        var ws = cache.Graph(1).Ws;
+        Ctx.Bind();
+        Check(cuMemsetD32Async(ws.Ints, 0, (nuint)(4 * ws.Tokens), Ctx.Stream), "memset");
+        Check(cuMemsetD8Async(ws.Attn, 0x3C, (nuint)((long)QDim * 2), Ctx.Stream), "memset");
+        Check(cuMemsetD8Async(ws.Act, 0x3C, (nuint)((long)I * 2), Ctx.Stream), "memset");
+        K("embed", G(1), 256, 0, ws.TokenIds, Embedding, ws.X, ws.SumSq, H);
+        Action<int> launch = which switch
+        {
+            "qkv" => l => Gemv("gemv_b1_n1_e0_r2", QkvDim, 2, Layers[l].Wqkv, Layers[l].Bqkv, H, ws.X, Layers[l].AttnNorm, ws.SumSq, ws.Qkv, 0UL),
+            "o" => l => Gemv("gemv_b1_n0_e1_r1", H, 1, Layers[l].Wo, Layers[l].Bo, QDim, ws.Attn, 0UL, 0UL, ws.Logits, 0UL),
+            "gateup" => l => Gemv("gemv_b1_n1_e2_r2", 2 * I, 2, Layers[l].WGateUp, Layers[l].BGateUp, H, ws.X, Layers[l].MlpNorm, ws.SumSq, ws.Act, 0UL),
+            "down" => l => Gemv("gemv_b1_n0_e1_r1", H, 1, Layers[l].WDown, Layers[l].BDown, I, ws.Act, 0UL, 0UL, ws.Logits, 0UL),
+            _ => _ => Gemv("gemv_b1_n1_e3_r1", V, 1, Output, 0UL, H, ws.X, FinalNorm, ws.SumSq, ws.Logits, 0UL),
+        };
+        long bytes = which switch { "qkv" => (long)QkvDim * H, "o" => (long)H * QDim, "gateup" => 2L * I * H, "down" => (long)H * I, _ => (long)V * H } * 2;
+        for (int i = 0; i < 3; i++) launch(i % L);
+        using var e0 = Ctx.CreateEvent();
+        using var e1 = Ctx.CreateEvent();
+        e0.Record(Ctx.Stream);
+        for (int i = 0; i < reps; i++) launch(i % L);
+        e1.Record(Ctx.Stream);
+        e1.Synchronize();
+        return (CudaEvent.Elapsed(e0, e1) / reps, bytes);
+    }
+
+    /// <summary>For benchmarks only: leave a prefill stage out ("attention" or "gemm") to see its share of the time.</summary>
+    internal string? SkipStage { get; set; }
+
+    private Workspace Scratch(int tokens, int rows)
+    {
+        if (_scratch is { } w && w.Tokens >= tokens && w.Rows >= rows) return w;
+        Ctx.Synchronize();
+        _scratch?.Dispose();
+        _scratch = null;
+        int t = Math.Max(tokens, _scratch?.Tokens ?? 0), r = Math.Max(rows, 1);
+        _scratch = new Workspace(this, Math.Max(t, 16), Math.Max(r, 16));
+        return _scratch;
+    }
+
+    // ------------------------------------------------------------------ forward
+
+    public float[][] Forward(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, bool allLogits, CancellationToken cancellationToken = default) =>
+        Run(cache, chunks, allLogits, argmax: false, cancellationToken).Logits!;
+
+    public int[] ForwardArgMax(IKvCache cache, IReadOnlyList<SequenceChunk> chunks, CancellationToken cancellationToken = default) =>
+        Run(cache, chunks, false, argmax: true, cancellationToken).Ids!;
+
+    private (float[][]? Logits, int[]? Ids) Run(IKvCache kv, IReadOnlyList<SequenceChunk> chunks, bool allLogits, bool argmax, CancellationToken ct)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var cache = kv as CudaKvCache ?? throw GpuOpsException.InvalidArgument("KvCacheMismatch", "This KV cache belongs to another engine.");
+        if (!ReferenceEquals(cache.Engine, this)) throw GpuOpsException.InvalidArgument("KvCacheMismatch", "This KV cache belongs to another engine.");
+        ct.ThrowIfCancellationRequested();
+        int T = 0;
+        var seen = new HashSet<int>();
+        foreach (var ch in chunks)
+        {
+            if (ch.Slot < 0 || ch.Slot >= cache.Slots) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} is outside the cache's {cache.Slots} slots.");
+            if (!seen.Add(ch.Slot)) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} appears twice in one step.");
+            if (ch.Tokens.Length == 0) throw GpuOpsException.InvalidArgument("EmptySequence", "A sequence in a forward step has no tokens.");
+            if (cache.Length(ch.Slot) + ch.Tokens.Length > cache.MaxContext)
+                throw new GpuOpsException("ContextFull", ErrorCategory.LimitsExceeded,
+                    $"The sequence needs {cache.Length(ch.Slot) + ch.Tokens.Length} positions but the context holds {cache.MaxContext}.", ch.Slot,
+                    recommendedAction: "Use a larger MaxContext or fewer tokens.");
+            foreach (int id in ch.Tokens)
+                if ((uint)id >= (uint)V) throw GpuOpsException.InvalidArgument("TokenOutOfRange", $"Token id {id} is outside the vocabulary (0..{V - 1}).", id);
+            T += ch.Tokens.Length;
+        }
+
+        if (T == 0) return (new float[0][], Array.Empty<int>());
+        Ctx.Bind();
+        bool decode = chunks.All(ch => ch.Tokens.Length == 1) && T <= CudaKvCache.MaxGraphBatch;
+        // (a decode graph's workspace holds exactly T tokens, so ids/slots/positions/counts are uploaded as one block there)
+        var host = new int[4 * T];
+        var rows = new List<int>();
+        var spans = new List<(int Row, int Len, int Slot, int Pos)>();
+        {
+            int t = 0;
+            foreach (var ch in chunks)
+            {
+                int start = cache.Length(ch.Slot);
+                spans.Add((t, ch.Tokens.Length, ch.Slot, start));
+                for (int j = 0; j < ch.Tokens.Length; j++, t++)
+                {
+                    host[t] = ch.Tokens[j];
+                    host[T + t] = ch.Slot;
+                    host[2 * T + t] = start + j;
+                    if (allLogits || j == ch.Tokens.Length - 1) rows.Add(t);
+                }
+            }
+        }
+
+        int R = rows.Count;
+        Workspace ws;
+        if (decode)
+        {
+            var dg = cache.Graph(T);
+            ws = dg.Ws;
+            fixed (int* hp = host) Check(cuMemcpyHtoDAsync(ws.Ints, hp, (nuint)(host.Length * 4), Ctx.Stream), "cuMemcpyHtoDAsync(step)");
+            LaunchDecode(cache, dg);
+        }
+        else
+        {
+            ws = Scratch(T, R);
+            // the workspace may hold more tokens than this step: ids, slots and positions each go to their own region
+            fixed (int* hp = host)
+            {
+                Check(cuMemcpyHtoDAsync(ws.TokenIds, hp, (nuint)(T * 4), Ctx.Stream), "cuMemcpyHtoDAsync(ids)");
+                Check(cuMemcpyHtoDAsync(ws.SlotIds, hp + T, (nuint)(T * 4), Ctx.Stream), "cuMemcpyHtoDAsync(slots)");
+                Check(cuMemcpyHtoDAsync(ws.Positions, hp + 2 * T, (nuint)(T * 4), Ctx.Stream), "cuMemcpyHtoDAsync(positions)");
+            }
+
+            var rowArr = rows.ToArray();
+            fixed (int* rp = rowArr) Check(cuMemcpyHtoDAsync(ws.RowIds, rp, (nuint)(rowArr.Length * 4), Ctx.Stream), "cuMemcpyHtoDAsync(rows)");
+            Enqueue(ws, cache, T, spans, R, ws.RowIds, gemv: false);
+            if (argmax) K("argmax_rows", G(R), 1024, 0, ws.Logits, V, R, ws.TokenIds, ws.Positions, 0UL, 0UL, 0);
+        }
+
+        foreach (var ch in chunks) cache.Advance(ch.Slot, ch.Tokens.Length);
+        if (argmax)
+        {
+            var ids = new int[R];
+            fixed (int* ip = ids) Check(cuMemcpyDtoHAsync(ip, ws.TokenIds, (nuint)(R * 4), Ctx.Stream), "cuMemcpyDtoHAsync(ids)");
+            Ctx.Synchronize();
+            return (null, ids);
+        }
+
+        var all = new float[(long)R * V];
+        fixed (float* lp = all) Check(cuMemcpyDtoHAsync(lp, ws.Logits, (nuint)((long)R * V * 4), Ctx.Stream), "cuMemcpyDtoHAsync(logits)");
+        Ctx.Synchronize();
+        var result = new float[chunks.Count][];
+        int rr = 0;
+        for (int c = 0; c < chunks.Count; c++)
+        {
+            int n = allLogits ? chunks[c].Tokens.Length : 1;
+            result[c] = new float[(long)n * V];
+            Array.Copy(all, (long)rr * V, result[c], 0, (long)n * V);
+            rr += n;
+        }
+
+        return (result, null);
+    }
+
+    /// <summary>One decode step of a graph's B sequences (ids/slots/positions in its state buffer): eager the first time, then captured and replayed.</summary>
+    private void LaunchDecode(CudaKvCache cache, DecodeGraph dg)
+    {
+        var ws = dg.Ws;
+        bool gemv = dg.B <= 4;
+        void Body()
+        {
+            Enqueue(ws, cache, dg.B, null, dg.B, 0UL, gemv);
+            K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
+        }
+
+        if (dg.Graph is null && dg.Runs == 0 || Environment.GetEnvironmentVariable("GPUOPS_ENGINE_NO_GRAPH") == "1")
+        {
+            Body();
+        }
+        else
+        {
+            dg.Graph ??= Ctx.Capture(Body);
+            dg.Graph.Launch();
+        }
+
+        dg.Runs++;
+    }
+
+    // ------------------------------------------------------------------ device-side greedy decoding (benchmarks)
+
+    public DeviceDecodeResult DecodeGreedy(IKvCache kv, int[] next, int steps, CancellationToken cancellationToken = default)
+    {
+        var cache = kv as CudaKvCache ?? throw GpuOpsException.InvalidArgument("KvCacheMismatch", "This KV cache belongs to another engine.");
+        int B = next.Length;
+        if (B < 1 || B > cache.Slots || B > CudaKvCache.MaxGraphBatch)
+            throw GpuOpsException.InvalidArgument("InvalidBatch", $"Device decoding takes 1..{Math.Min(cache.Slots, CudaKvCache.MaxGraphBatch)} sequences, got {B}.");
+        for (int b = 0; b < B; b++)
+            if (cache.Length(b) + steps > cache.MaxContext)
+                throw new GpuOpsException("ContextFull", ErrorCategory.LimitsExceeded, $"Slot {b} would need {cache.Length(b) + steps} positions; the context holds {cache.MaxContext}.", b);
+        Ctx.Bind();
+        var dg = cache.Graph(B);
+        var host = new int[4 * B];
+        for (int b = 0; b < B; b++)
+        {
+            host[b] = next[b];
+            host[B + b] = b;
+            host[2 * B + b] = cache.Length(b);
+        }
+
+        fixed (int* hp = host) Check(cuMemcpyHtoDAsync(dg.Ws.Ints, hp, (nuint)(host.Length * 4), Ctx.Stream), "cuMemcpyHtoDAsync(state)");
+        // make sure the graph exists before timing (its first run is eager, the second captures it)
+        using var start = Ctx.CreateEvent();
+        using var stop = Ctx.CreateEvent();
+        Ctx.Synchronize();
+        var energy = EnergyWindow.TryStart(new[] { Ctx.Ordinal });
+        start.Record(Ctx.Stream);
+        for (int i = 0; i < steps; i++)
+        {
+            if ((i & 63) == 63) cancellationToken.ThrowIfCancellationRequested();
+            LaunchDecode(cache, dg);
+        }
+
+        stop.Record(Ctx.Stream);
+        stop.Synchronize();
+        double? joules = null;
+        if (energy is not null)
+        {
+            try
+            {
+                joules = energy.Stop().Sum(r => r.Joules);
+            }
+            finally
+            {
+                energy.Dispose();
+            }
+        }
+
+        double secs = CudaEvent.Elapsed(start, stop) / 1000.0;
+        for (int b = 0; b < B; b++) cache.Advance(b, steps);
+        var outIds = new int[steps * B];
+        fixed (int* op = outIds) Check(cuMemcpyDtoH(op, dg.Out, (nuint)(outIds.Length * 4)), "cuMemcpyDtoH(ids)");
+        var ids = new int[steps][];
+        for (int i = 0; i < steps; i++) ids[i] = outIds.AsSpan(i * B, B).ToArray();
+        return new DeviceDecodeResult(ids, secs, joules);
+    }
+
+    public double MeasureCopyBytesPerSecond(long bytes)
+    {
+        Ctx.Bind();
+        bytes = Math.Max(1 << 20, bytes / 2 * 2);
+        ulong a = Ctx.Allocate(bytes, "copy benchmark"), b = Ctx.Allocate(bytes, "copy benchmark");
+        try
+        {
+            Check(cuMemsetD8Async(a, 1, (nuint)bytes, Ctx.Stream), "cuMemsetD8Async");
+            using var e0 = Ctx.CreateEvent();
+            using var e1 = Ctx.CreateEvent();
+            var times = new List<float>();
+            for (int i = 0; i < 13; i++)
+            {
+                e0.Record(Ctx.Stream);
+                Check(cuMemcpyDtoDAsync(b, a, (nuint)bytes, Ctx.Stream), "cuMemcpyDtoDAsync");
+                e1.Record(Ctx.Stream);
+                e1.Synchronize();
+                if (i >= 3) times.Add(CudaEvent.Elapsed(e0, e1));
+            }
+
+            times.Sort();
+            return 2.0 * bytes / (times[times.Count / 2] / 1000.0);
+        }
+        finally
+        {
+            Ctx.Free(a);
+            Ctx.Free(b);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            Ctx.Synchronize();
+            _scratch?.Dispose();
+            Gemm.Dispose();
+            Module.Dispose();
+            Ctx.Free(InvFreq);
+            Ctx.Free(_arena);
+        }
+        finally
+        {
+            Ctx.Dispose();
+        }
+    }
+}
+
+/// <summary>The CUDA engine's KV cache: bf16 [layers][slots][kvHeads][maxContext][headDim] keys and values, plus each batch size's decode graph.</summary>
+public sealed class CudaKvCache : IKvCache
+{
+    public const int MaxGraphBatch = 32;
+    private readonly int[] _lengths;
+    private readonly ulong _k, _v;
+    private readonly long _layerBytes;
+    private readonly Dictionary<int, CudaLlamaEngine.DecodeGraph> _graphs = new();
+    private bool _disposed;
+
+    internal CudaKvCache(CudaLlamaEngine engine, int slots, int maxContext)
+    {
+        if (slots <= 0) throw GpuOpsException.InvalidArgument("KvCacheSlots", $"A KV cache needs at least one slot, got {slots}.");
+        if (maxContext <= 0) throw GpuOpsException.InvalidArgument("KvCacheContext", $"MaxContext must be positive, got {maxContext}.");
+        Engine = engine;
+        Slots = slots;
+        MaxContext = maxContext;
+        _layerBytes = (long)slots * engine.KvDim * maxContext * 2;
+        Bytes = 2 * _layerBytes * engine.L;
+        _k = engine.Ctx.Allocate(_layerBytes * engine.L, "the KV cache (keys)");
+        try
+        {
+            _v = engine.Ctx.Allocate(_layerBytes * engine.L, "the KV cache (values)");
+        }
+        catch
+        {
+            engine.Ctx.Free(_k);
+            throw;
+        }
+
+        _lengths = new int[slots];
+    }
+
+    internal CudaLlamaEngine Engine { get; }
+
+    public int Slots { get; }
+
+    public int MaxContext { get; }
+
+    public long Bytes { get; }
+
+    internal ulong Keys(int layer) => _k + (ulong)(layer * _layerBytes);
+
+    internal ulong Values(int layer) => _v + (ulong)(layer * _layerBytes);
+
+    public int Length(int slot) => _lengths[slot];
+
+    public void Reset(int slot) => _lengths[slot] = 0;
+
+    public void ResetAll() => Array.Clear(_lengths);
+
+    internal void Advance(int slot, int n) => _lengths[slot] += n;
+
+    internal CudaLlamaEngine.DecodeGraph Graph(int b)
+    {
+        if (_graphs.TryGetValue(b, out var g)) return g;
+        var ws = new CudaLlamaEngine.Workspace(Engine, b, b);
+        int capacity = MaxContext + 1;
+        ulong outBuf;
+        try
+        {
+            outBuf = Engine.Ctx.Allocate((long)capacity * b * 4, "decode output ids");
+        }
+        catch
+        {
+            ws.Dispose();
+            throw;
+        }
+
+        g = new CudaLlamaEngine.DecodeGraph { B = b, Ws = ws, Out = outBuf, Capacity = capacity };
+        _graphs[b] = g;
+        return g;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Engine.Ctx.Synchronize();
+        foreach (var g in _graphs.Values)
+        {
+            g.Dispose();
+            Engine.Ctx.Free(g.Out);
+        }
+
+        _graphs.Clear();
+        Engine.Ctx.Free(_k);
+        Engine.Ctx.Free(_v);
+    }
+}
