@@ -13,7 +13,8 @@ namespace GpuOps.Nvml.Native;
 internal sealed unsafe class NvmlDevice
 {
     private readonly NvmlApi _api;
-    private readonly HashSet<string> _unsupported = new();
+    // Unsupported values, remembered so they are not asked again; shared by the sampling and energy-poller threads.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _unsupported = new();
     private string? _uuid;
 
     private NvmlDevice(NvmlApi api, int index, IntPtr handle)
@@ -118,14 +119,14 @@ internal sealed unsafe class NvmlDevice
 
     public (ulong Total, ulong Used, ulong Free)? Memory()
     {
-        if (_api.DeviceGetMemoryInfoV2 != null && !_unsupported.Contains("mem2"))
+        if (_api.DeviceGetMemoryInfoV2 != null && !_unsupported.ContainsKey("mem2"))
         {
             var m = new NvmlMemoryV2 { Version = NvmlMemoryV2.StructVersion };
             int rc = _api.DeviceGetMemoryInfoV2(Handle, &m);
             if (rc == 0) return (m.Total, m.Used, m.Free);
             if (rc is not ((int)NvmlReturn.NotSupported or (int)NvmlReturn.ArgumentVersionMismatch or (int)NvmlReturn.FunctionNotFound))
                 Check(_api, rc, "nvmlDeviceGetMemoryInfo_v2", Index);
-            _unsupported.Add("mem2");
+            _unsupported.TryAdd("mem2", true);
         }
 
         if (Skip("mem1", _api.DeviceGetMemoryInfo == null)) return null;
@@ -191,7 +192,7 @@ internal sealed unsafe class NvmlDevice
         double? average = v[1].NvmlReturn == 0 ? v[1].AsDouble() : null;
         if (v[0].NvmlReturn == (int)NvmlReturn.GpuIsLost || v[1].NvmlReturn == (int)NvmlReturn.GpuIsLost)
             Check(_api, (int)NvmlReturn.GpuIsLost, "nvmlDeviceGetFieldValues", Index);
-        if (instant is null && average is null) _unsupported.Add("fields");
+        if (instant is null && average is null) _unsupported.TryAdd("fields", true);
         return (instant, average);
     }
 
@@ -321,7 +322,7 @@ internal sealed unsafe class NvmlDevice
     private bool Skip(string key, bool missing)
     {
         if (missing) return true;
-        return _unsupported.Contains(key);
+        return _unsupported.ContainsKey(key);
     }
 
     /// <summary>True on success; false (remembered) when not supported; throws otherwise.</summary>
@@ -330,7 +331,7 @@ internal sealed unsafe class NvmlDevice
         if (rc == 0) return true;
         if (rc is (int)NvmlReturn.NotSupported or (int)NvmlReturn.FunctionNotFound or (int)NvmlReturn.NoPermission or (int)NvmlReturn.NoData)
         {
-            if (rc != (int)NvmlReturn.NoData) _unsupported.Add(key);
+            if (rc != (int)NvmlReturn.NoData) _unsupported.TryAdd(key, true);
             return false;
         }
 
