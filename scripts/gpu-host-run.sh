@@ -38,6 +38,8 @@ if [ "${GPUOPS_SKIP_NVML_CLI:-0}" != 1 ]; then
   gpuops power get --json > "$R/power-get.json"; echo "power get rc=$?"
   gpuops telemetry --interval 0.01 --duration 10 --stats --json > "$R/telemetry-100hz-stats.json"; echo "telemetry rc=$?"
   cat "$R/telemetry-100hz-stats.json"
+  gpuops telemetry --interval 0.01 --duration 30 --stats --json > "$R/telemetry-100hz-30s-stats.json"; echo "telemetry 30 s rc=$?"
+  cat "$R/telemetry-100hz-30s-stats.json"
   gpuops energy --json -- python3 -c "import torch;a=torch.randn(8192,8192,device='cuda',dtype=torch.bfloat16);exec('for _ in range(3000): b=a@a');torch.cuda.synchronize()" > "$R/energy-matmul.json"; echo "energy rc=$?"
   cat "$R/energy-matmul.json"
   gpuops power set --percent 70 --what-if > "$R/power-set-whatif.txt" 2>&1; echo "power set --what-if rc=$?"
