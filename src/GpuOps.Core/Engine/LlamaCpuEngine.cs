@@ -6,7 +6,36 @@ using GpuOps.Core.Models;
 namespace GpuOps.Core.Engine;
 
 /// <summary>One sequence's new tokens in a forward step: they are appended to <see cref="Slot"/> of the cache.</summary>
-public readonly record struct SequenceChunk(int Slot, int[] Tokens);
+public readonly record struct SequenceChunk(int Slot, int[] Tokens)
+{
+    /// <summary>
+    /// The checks every engine makes before a forward step: slots inside the cache and not repeated, no empty
+    /// chunk, room in the context, token ids inside the vocabulary. Returns the total number of new tokens.
+    /// </summary>
+    public static int Validate(IReadOnlyList<SequenceChunk> chunks, IKvCache cache, int vocabSize)
+    {
+        int total = 0;
+        var seen = new HashSet<int>();
+        foreach (var ch in chunks)
+        {
+            if (ch.Slot < 0 || ch.Slot >= cache.Slots) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} is outside the cache's {cache.Slots} slots.");
+            if (!seen.Add(ch.Slot)) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} appears twice in one step.");
+            if (ch.Tokens.Length == 0) throw GpuOpsException.InvalidArgument("EmptySequence", "A sequence in a forward step has no tokens.");
+            if (cache.Length(ch.Slot) + ch.Tokens.Length > cache.MaxContext)
+                throw new GpuOpsException("ContextFull", ErrorCategory.LimitsExceeded,
+                    $"The sequence needs {cache.Length(ch.Slot) + ch.Tokens.Length} positions but the context holds {cache.MaxContext}.",
+                    ch.Slot, recommendedAction: "Use a larger MaxContext or fewer tokens.");
+            foreach (int id in ch.Tokens)
+            {
+                if ((uint)id >= (uint)vocabSize) throw GpuOpsException.InvalidArgument("TokenOutOfRange", $"Token id {id} is outside the vocabulary (0..{vocabSize - 1}).", id);
+            }
+
+            total += ch.Tokens.Length;
+        }
+
+        return total;
+    }
+}
 
 /// <summary>
 /// The float32 CPU forward pass of llama / mistral / qwen2 decoders (RMSNorm, RoPE, grouped-query attention with
@@ -80,24 +109,7 @@ public sealed class LlamaCpuEngine : IInferenceEngine
     public float[][] Forward(KvCache cache, IReadOnlyList<SequenceChunk> chunks, bool allLogits, CancellationToken cancellationToken = default)
     {
         int H = _c.HiddenSize, I = _c.IntermediateSize, V = _c.VocabSize, hd = _c.HeadDim;
-        int T = 0;
-        var seen = new HashSet<int>();
-        foreach (var ch in chunks)
-        {
-            if (ch.Slot < 0 || ch.Slot >= cache.Slots) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} is outside the cache's {cache.Slots} slots.");
-            if (!seen.Add(ch.Slot)) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} appears twice in one step.");
-            if (ch.Tokens.Length == 0) throw GpuOpsException.InvalidArgument("EmptySequence", "A sequence in a forward step has no tokens.");
-            if (cache.Length(ch.Slot) + ch.Tokens.Length > cache.MaxContext)
-                throw new GpuOpsException("ContextFull", ErrorCategory.LimitsExceeded,
-                    $"The sequence needs {cache.Length(ch.Slot) + ch.Tokens.Length} positions but the context holds {cache.MaxContext}.",
-                    ch.Slot, recommendedAction: "Use a larger MaxContext or fewer tokens.");
-            foreach (int id in ch.Tokens)
-            {
-                if ((uint)id >= (uint)V) throw GpuOpsException.InvalidArgument("TokenOutOfRange", $"Token id {id} is outside the vocabulary (0..{V - 1}).", id);
-            }
-
-            T += ch.Tokens.Length;
-        }
+        int T = SequenceChunk.Validate(chunks, cache, V);
 
         // Per token: which chunk, slot and absolute position.
         var tokSlot = new int[T];

@@ -501,21 +501,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         var cache = kv as CudaKvCache ?? throw GpuOpsException.InvalidArgument("KvCacheMismatch", "This KV cache belongs to another engine.");
         if (!ReferenceEquals(cache.Engine, this)) throw GpuOpsException.InvalidArgument("KvCacheMismatch", "This KV cache belongs to another engine.");
         ct.ThrowIfCancellationRequested();
-        int T = 0;
-        var seen = new HashSet<int>();
-        foreach (var ch in chunks)
-        {
-            if (ch.Slot < 0 || ch.Slot >= cache.Slots) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} is outside the cache's {cache.Slots} slots.");
-            if (!seen.Add(ch.Slot)) throw GpuOpsException.InvalidArgument("KvCacheSlot", $"Slot {ch.Slot} appears twice in one step.");
-            if (ch.Tokens.Length == 0) throw GpuOpsException.InvalidArgument("EmptySequence", "A sequence in a forward step has no tokens.");
-            if (cache.Length(ch.Slot) + ch.Tokens.Length > cache.MaxContext)
-                throw new GpuOpsException("ContextFull", ErrorCategory.LimitsExceeded,
-                    $"The sequence needs {cache.Length(ch.Slot) + ch.Tokens.Length} positions but the context holds {cache.MaxContext}.", ch.Slot,
-                    recommendedAction: "Use a larger MaxContext or fewer tokens.");
-            foreach (int id in ch.Tokens)
-                if ((uint)id >= (uint)V) throw GpuOpsException.InvalidArgument("TokenOutOfRange", $"Token id {id} is outside the vocabulary (0..{V - 1}).", id);
-            T += ch.Tokens.Length;
-        }
+        int T = SequenceChunk.Validate(chunks, cache, V);
 
         if (T == 0) return (new float[0][], Array.Empty<int>());
         Ctx.Bind();
