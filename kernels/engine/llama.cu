@@ -5,11 +5,11 @@
 
 typedef unsigned int u32;
 
-// Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start while its predecessor
-// runs; pdl_wait() blocks until the predecessor grid has finished and its writes are visible, pdl_trigger() lets the
-// next kernel launch. Without the attribute both are no-ops, and the engine launches without it: on an H200
-// (bench/notes/cuda-engine.md, run 3) decode with it was slower (199 vs 208 tok/s) and not exact (a race, most likely
-// the first kernel starting before the graph's leading memset), so the launch path was taken out; the calls stay, as measured.
+// Programmatic dependent launch (sm_90): with the launch attribute a kernel may start while its predecessor runs;
+// pdl_wait() blocks until the predecessor grid has finished, pdl_trigger() lets the next kernel launch. Without the
+// attribute both are no-ops, and the engine launches without it: on an H200 (bench/notes/cuda-engine.md, runs 3 and 5)
+// decode with it was slower at every GEMV grid size, and at batch 1 not exact (4.4e-4 off: an early-started kernel can
+// read lines of the residual that its SM's L1 cached before the previous kernel rewrote them). The calls stay, as measured.
 __device__ __forceinline__ void pdl_wait() {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -19,6 +19,33 @@ __device__ __forceinline__ void pdl_trigger() {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
+}
+
+// Plain loads of activations written by earlier kernels (volatile: kept after pdl_wait); ld_cg reads at L2 (data other
+// blocks of the same grid wrote).
+__device__ __forceinline__ float ld_f(const float* p) { float v; asm volatile("ld.global.f32 %0, [%1];" : "=f"(v) : "l"(p)); return v; }
+__device__ __forceinline__ float ld_cg(const float* p) { float v; asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p)); return v; }
+__device__ __forceinline__ int ld_i(const int* p) { int v; asm volatile("ld.global.s32 %0, [%1];" : "=r"(v) : "l"(p)); return v; }
+__device__ __forceinline__ u16 ld_h(const u16* p) { u16 v; asm volatile("ld.global.u16 %0, [%1];" : "=h"(v) : "l"(p)); return v; }
+__device__ __forceinline__ float4 ld_f4(const float* p) {
+    float4 v;
+    asm volatile("ld.global.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint4 ld_u4(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+// One RoPE rotation of the pair (x1, x2) at angle pos * invf, rounded to bf16. Shared by rope_kv and the fused q/k/v
+// GEMV epilogue with explicit roundings (no contraction choices left to the compiler), so both give the same bits.
+__device__ __forceinline__ void rope_pair(float x1, float x2, int pos, float invf, u16& r1, u16& r2) {
+    float ang = __fmul_rn((float)pos, invf);
+    float c, sn;
+    sincosf(ang, &sn, &c);   // full-range (not fast-math): within an ulp or two of the CPU's double-rounded value
+    r1 = f2bf(__fmaf_rn(x1, c, -__fmul_rn(x2, sn)));
+    r2 = f2bf(__fmaf_rn(x2, c, __fmul_rn(x1, sn)));
 }
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + __expf(-g)); }
@@ -39,13 +66,12 @@ __device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
 // ---------------------------------------------------------------------------------------------------------------
 // Embedding: x[t, :] = float(table[tokens[t], :]); sumsq[t] = sum of squares of the row (for the fused RMSNorm
 // of the decode GEMVs). grid T, block 256.
-extern "C" __global__ void embed(const int* __restrict__ tokens, const u16* __restrict__ table, float* __restrict__ x,
-                                 float* __restrict__ sumsq, int H) {
+extern "C" __global__ void embed(const int* tokens, const u16* __restrict__ table, float* x, float* sumsq, int H) {
     pdl_wait();
     pdl_trigger();
     __shared__ float sh[33];
     int t = blockIdx.x;
-    const u16* row = table + (i64)tokens[t] * H;
+    const u16* row = table + (i64)ld_i(tokens + t) * H;
     float s = 0.f;
     for (int i = threadIdx.x; i < H; i += blockDim.x) {
         float v = bf2f(row[i]);
@@ -56,58 +82,87 @@ extern "C" __global__ void embed(const int* __restrict__ tokens, const u16* __re
     if (threadIdx.x == 0 && sumsq) sumsq[t] = s;
 }
 
-// RMSNorm: out[t, :] = bf16(x * rsqrt(mean(x^2) + eps) * g). grid T, block 256.
-extern "C" __global__ void rmsnorm(const float* __restrict__ x, const u16* __restrict__ g, u16* __restrict__ out, int H, float eps,
-                                   const int* __restrict__ rows) {
+// RMSNorm: out[t, :] = bf16(x * rsqrt(mean(x^2) + eps) * g), 8 elements a thread at a time (H % 8 == 0).
+// grid T, block 256.
+extern "C" __global__ void rmsnorm(const float* x, const u16* __restrict__ g, u16* __restrict__ out, int H, float eps, const int* rows) {
     pdl_wait();
     pdl_trigger();
     __shared__ float sh[33];
-    int t = rows ? rows[blockIdx.x] : blockIdx.x;
+    int t = rows ? ld_i(rows + blockIdx.x) : blockIdx.x;
     const float* xr = x + (i64)t * H;
     float s = 0.f;
-    for (int i = threadIdx.x; i < H; i += blockDim.x) s += xr[i] * xr[i];
+    for (int i = threadIdx.x * 8; i < H; i += blockDim.x * 8) {
+        float4 a = ld_f4(xr + i), b = ld_f4(xr + i + 4);
+        s += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
+    }
     s = block_reduce(s, sh, false);
     float rs = rsqrtf(s / (float)H + eps);
-    for (int i = threadIdx.x; i < H; i += blockDim.x) out[(i64)blockIdx.x * H + i] = f2bf(xr[i] * rs * bf2f(g[i]));
+    for (int i = threadIdx.x * 8; i < H; i += blockDim.x * 8) {
+        float4 a = ld_f4(xr + i), b = ld_f4(xr + i + 4);
+        float gm[8];
+        bf8_to_f(*(const uint4*)(g + i), gm);
+        uint4 o;
+        o.x = (u32)f2bf(a.x * rs * gm[0]) | ((u32)f2bf(a.y * rs * gm[1]) << 16);
+        o.y = (u32)f2bf(a.z * rs * gm[2]) | ((u32)f2bf(a.w * rs * gm[3]) << 16);
+        o.z = (u32)f2bf(b.x * rs * gm[4]) | ((u32)f2bf(b.y * rs * gm[5]) << 16);
+        o.w = (u32)f2bf(b.z * rs * gm[6]) | ((u32)f2bf(b.w * rs * gm[7]) << 16);
+        *(uint4*)(out + (i64)blockIdx.x * H + i) = o;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Decode GEMV for B <= 4 sequences: y[b, n] = sum_k W[n, k] * in[b, k], W bf16 [N, K] row-major, read once for all
-// B sequences with 16-byte streaming loads, R rows per warp, 8 loads per lane in flight.
+// B sequences with 16-byte streaming loads, R rows per warp, U loads per row and lane in flight.
 // Input: NORM = 1: float32 x[b, K] normalised on the fly with rsqrt(sumsq_in[b] / K + eps) * gamma (fused RMSNorm);
 //        NORM = 0: bf16 activations a[b, K].
 // Epilogue: EPI_BF16   y bf16 [B, N] = acc + bias
-//           EPI_ADD    x float32 [B, N] += acc + bias, and sumsq_out[b] += new x^2 (for the next fused RMSNorm)
-//           EPI_SILU   rows (2j, 2j+1) are (gate j, up j): y bf16 [B, N/2] = silu(gate) * up   (R = 2)
+//           EPI_ADD    x float32 [B, N] += acc + bias, and sumsq_out[b] = sum of new x^2 (for the next fused RMSNorm)
+//           EPI_SILU   rows (2j, 2j+1) are (gate j, up j): y bf16 [B, N/2] = silu(gate) * up   (R even)
 //           EPI_F32    y float32 [B, N] = acc
+//           EPI_QKV    the fused q/k/v projection (R even): rows (2j, 2j+1) of q and k heads are a RoPE pair (the engine
+//                      stores q/k rows in interleaved-pair order), rotated at the sequence's position; q goes to y bf16
+//                      [B, N], k and v straight to the KV cache at (slot[b], pos[b]). Same bits as EPI_BF16 + rope_kv.
+// The first batch of weight loads is issued before pdl_wait (weights depend on no earlier kernel).
+// EPI_ADD with sumsq_out: see the end of gemv_impl for the layout (deterministic, no float atomics).
 // block 128 (4 warps), any grid (warps stride over the groups of R rows).
 #define EPI_BF16 0
 #define EPI_ADD 1
 #define EPI_SILU 2
 #define EPI_F32 3
+#define EPI_QKV 4
+
+struct QkvArgs {
+    const int* slot;
+    const int* pos;
+    const float* invf;
+    u16* kc;
+    u16* vc;
+    int nh, nkv, hd, maxCtx;
+};
+
+template <int R, int U>
+__device__ __forceinline__ void gemv_load(uint4 (&w)[R][U], const u16* __restrict__ W, int row0, int N, int K, int c0, int chunks) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        int c = c0 + u * 32;
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            w[r][u] = c < chunks ? ldg_stream((const uint4*)(W + (i64)min(row0 + r, N - 1) * K + (i64)c * 8)) : make_uint4(0, 0, 0, 0);
+    }
+}
 
 template <int B, int NORM, int EPI, int R>
 __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K,
-                                          const void* __restrict__ in, const u16* __restrict__ gamma, const float* __restrict__ sumsq_in, float eps,
-                                          void* __restrict__ y, float* __restrict__ sumsq_out) {
+                                          const void* __restrict__ in, const u16* __restrict__ gamma, const float* __restrict__ sumsq_in,
+                                          float eps, void* __restrict__ y, float* __restrict__ sumsq_out, const QkvArgs& qa) {
     constexpr int U = R >= 4 ? 4 : 8 / R;
     __shared__ float part[4][4];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    {
-        // the weights do not depend on earlier kernels: start pulling this warp's first rows into L2 before waiting
-        int g0 = blockIdx.x * 4 + warp;
-        if (g0 * R < N) {
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                const u16* wr0 = W + (i64)min(g0 * R + r, N - 1) * K;
-#pragma unroll
-                for (int u = 0; u < U; u++) {
-                    int c = lane + u * 32;
-                    if (c < (K >> 3)) asm volatile("prefetch.global.L2 [%0];" :: "l"(wr0 + (i64)c * 8));
-                }
-            }
-        }
-    }
+    int groups = (N + R - 1) / R;
+    int chunks = K >> 3;
+    int grp = blockIdx.x * 4 + warp;
+    uint4 w[R][U];
+    if (grp < groups) gemv_load<R, U>(w, W, grp * R, N, K, lane, chunks);
     pdl_wait();
     pdl_trigger();
     float rs[B];
@@ -115,30 +170,27 @@ __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* 
 #pragma unroll
         for (int b = 0; b < B; b++) rs[b] = rsqrtf(sumsq_in[b] / (float)K + eps);
     }
+    int qpos[B], qslot[B];
+    if (EPI == EPI_QKV) {
+#pragma unroll
+        for (int b = 0; b < B; b++) { qpos[b] = ld_i(qa.pos + b); qslot[b] = ld_i(qa.slot + b); }
+    }
     float sq[B];
 #pragma unroll
     for (int b = 0; b < B; b++) sq[b] = 0.f;
-    int groups = (N + R - 1) / R;
-    int chunks = K >> 3;
+    bool pre = true;   // w holds this warp's first batch
     // grid-stride over groups of R rows (one group per warp at a time): no tail of partly filled waves
-    for (int grp = blockIdx.x * 4 + warp; grp < groups; grp += gridDim.x * 4) {
+    for (; grp < groups; grp += gridDim.x * 4) {
         int row0 = grp * R;
         float acc[B][R];
 #pragma unroll
         for (int b = 0; b < B; b++)
 #pragma unroll
             for (int r = 0; r < R; r++) acc[b][r] = 0.f;
-        const u16* wr[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) wr[r] = W + (i64)min(row0 + r, N - 1) * K;
+        if (!pre) gemv_load<R, U>(w, W, row0, N, K, lane, chunks);
+        pre = false;
         for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
-            uint4 w[R][U];
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int c = c0 + u * 32;
-#pragma unroll
-                for (int r = 0; r < R; r++) w[r][u] = c < chunks ? ldg_stream((const uint4*)(wr[r] + (i64)c * 8)) : make_uint4(0, 0, 0, 0);
-            }
+            if (c0 != lane) gemv_load<R, U>(w, W, row0, N, K, c0, chunks);
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 int c = c0 + u * 32;
@@ -150,8 +202,8 @@ __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* 
                 for (int b = 0; b < B; b++) {
                     float xv[8];
                     if (NORM) {
-                        const float4* xp = (const float4*)((const float*)in + (i64)b * K + k);
-                        float4 a = xp[0], bq = xp[1];
+                        const float* xp = (const float*)in + (i64)b * K + k;
+                        float4 a = *(const float4*)xp, bq = *(const float4*)(xp + 4);
                         xv[0] = a.x * rs[b] * gm[0]; xv[1] = a.y * rs[b] * gm[1]; xv[2] = a.z * rs[b] * gm[2]; xv[3] = a.w * rs[b] * gm[3];
                         xv[4] = bq.x * rs[b] * gm[4]; xv[5] = bq.y * rs[b] * gm[5]; xv[6] = bq.z * rs[b] * gm[6]; xv[7] = bq.w * rs[b] * gm[7];
                     } else {
@@ -185,6 +237,28 @@ __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* 
                         float u = acc[b][r + 1] + (bias ? bf2f(bias[n + 1]) : 0.f);
                         ((u16*)y)[(i64)b * (N >> 1) + (n >> 1)] = f2bf(silu(g) * u);
                     }
+                } else if (EPI == EPI_QKV) {
+#pragma unroll
+                    for (int r = 0; r + 1 < R; r += 2) {
+                        int n = row0 + r;
+                        if (n >= N) break;
+                        // the values rope_kv would read: the bf16 projection (bias included)
+                        float x1 = bf2f(f2bf(acc[b][r] + (bias ? bf2f(bias[n]) : 0.f)));
+                        float x2 = bf2f(f2bf(acc[b][r + 1] + (bias ? bf2f(bias[n + 1]) : 0.f)));
+                        int head = n / qa.hd, i = n - head * qa.hd;
+                        u16 r1, r2;
+                        if (head < qa.nh + qa.nkv) rope_pair(x1, x2, qpos[b], qa.invf[i >> 1], r1, r2);
+                        else { r1 = f2bf(x1); r2 = f2bf(x2); }
+                        u32 pair = (u32)r1 | ((u32)r2 << 16);
+                        if (head < qa.nh) {
+                            *(u32*)((u16*)y + (i64)b * N + n) = pair;
+                        } else {
+                            bool isK = head < qa.nh + qa.nkv;
+                            int kh = isK ? head - qa.nh : head - qa.nh - qa.nkv;
+                            u16* c = (isK ? qa.kc : qa.vc) + (((i64)qslot[b] * qa.nkv + kh) * qa.maxCtx + qpos[b]) * qa.hd + i;
+                            *(u32*)c = pair;
+                        }
+                    }
                 } else {
 #pragma unroll
                     for (int r = 0; r < R; r++) {
@@ -205,14 +279,32 @@ __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* 
         }
     }
     if (EPI == EPI_ADD && sumsq_out) {
+        // sum of squares of the new residual, the same bits every run: each block stores its partial, the last block to
+        // finish (a counter) adds them in block order. sumsq_out: [B] result, [1] counter (0 between uses), [grid * B] partials.
+        __shared__ bool lastBlock;
+        unsigned* counter = (unsigned*)(sumsq_out + B);
+        float* partials = sumsq_out + B + 1;
         if (lane == 0) {
 #pragma unroll
             for (int b = 0; b < B; b++) part[warp][b] = sq[b];
         }
         __syncthreads();
-        if (threadIdx.x < B) {
-            float s = part[0][threadIdx.x] + part[1][threadIdx.x] + part[2][threadIdx.x] + part[3][threadIdx.x];
-            atomicAdd(sumsq_out + threadIdx.x, s);
+        if (threadIdx.x < B)
+            partials[blockIdx.x * B + threadIdx.x] = part[0][threadIdx.x] + part[1][threadIdx.x] + part[2][threadIdx.x] + part[3][threadIdx.x];
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) lastBlock = atomicAdd(counter, 1u) == gridDim.x - 1;
+        __syncthreads();
+        if (lastBlock && warp == 0) {
+            __threadfence();
+#pragma unroll
+            for (int b = 0; b < B; b++) {
+                float s = 0.f;
+                for (int i = lane; i < (int)gridDim.x; i += 32) s += ld_cg(partials + i * B + b);
+                s = warp_sum(s);
+                if (lane == 0) sumsq_out[b] = s;
+            }
+            if (lane == 0) *counter = 0u;
         }
     }
 }
@@ -221,11 +313,22 @@ __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* 
     extern "C" __global__ void __launch_bounds__(128) gemv_b##B##_n##NORM##_e##EPI##_r##R(                                   \
         const u16* W, const u16* bias, int N, int K, const void* in, const u16* gamma, const float* sumsq_in, float eps,       \
         void* y, float* sumsq_out) {                                                                                           \
-        gemv_impl<B, NORM, EPI, R>(W, bias, N, K, in, gamma, sumsq_in, eps, y, sumsq_out);                                     \
+        QkvArgs qa = {};                                                                                                       \
+        gemv_impl<B, NORM, EPI, R>(W, bias, N, K, in, gamma, sumsq_in, eps, y, sumsq_out, qa);                                 \
+    }
+// The fused q/k/v projection + RoPE + KV-cache write (EPI_QKV): the GEMV arguments (sumsq_out unused) then the RoPE/cache ones.
+#define GEMV_QKV(B, NORM, R)                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) gemv_qkv_b##B##_n##NORM##_r##R(                                        \
+        const u16* W, const u16* bias, int N, int K, const void* in, const u16* gamma, const float* sumsq_in, float eps,       \
+        void* y, float* sumsq_out, const int* slot, const int* pos, const float* invf, u16* kc, u16* vc, int nh, int nkv,     \
+        int hd, int maxCtx) {                                                                                                  \
+        QkvArgs qa = {slot, pos, invf, kc, vc, nh, nkv, hd, maxCtx};                                                           \
+        gemv_impl<B, NORM, EPI_QKV, R>(W, bias, N, K, in, gamma, sumsq_in, eps, y, sumsq_out, qa);                             \
     }
 // batch 1: fused RMSNorm on the float32 residual; batches 2..4: bf16 normalised input, 4 rows per warp (x loads shared by 4 rows)
-GEMV(1, 1, 0, 2) GEMV(1, 0, 1, 1) GEMV(1, 1, 2, 2) GEMV(1, 1, 3, 1) GEMV(1, 0, 0, 1) GEMV(1, 0, 3, 1) GEMV(1, 0, 1, 2)
-#define GEMV_MULTI(B) GEMV(B, 0, 0, 4) GEMV(B, 0, 1, 4) GEMV(B, 0, 2, 4) GEMV(B, 0, 3, 4) GEMV(B, 0, 1, 1) GEMV(B, 1, 0, 2) GEMV(B, 1, 2, 2) GEMV(B, 1, 3, 1)
+GEMV(1, 1, 0, 2) GEMV(1, 0, 1, 1) GEMV(1, 1, 2, 2) GEMV(1, 1, 3, 1) GEMV(1, 0, 0, 1) GEMV(1, 0, 3, 1) GEMV(1, 0, 1, 2) GEMV(1, 0, 0, 2)
+GEMV_QKV(1, 1, 2) GEMV_QKV(1, 0, 2)
+#define GEMV_MULTI(B) GEMV(B, 0, 0, 4) GEMV(B, 0, 1, 4) GEMV(B, 0, 2, 4) GEMV(B, 0, 3, 4) GEMV(B, 0, 1, 1) GEMV(B, 1, 0, 2) GEMV(B, 1, 2, 2) GEMV(B, 1, 3, 1) GEMV_QKV(B, 0, 4)
 GEMV_MULTI(2)
 GEMV_MULTI(3)
 GEMV_MULTI(4)
@@ -234,7 +337,7 @@ GEMV_MULTI(4)
 // RoPE on q and k of each token in place (qkv bf16 [T, (nh + 2 nkv) hd], after an optional bias add), then the
 // token's k and v written to the KV cache at (slot[t], pos[t]). Cache: bf16 [slots][nkv][maxCtx][hd] for this layer.
 // layout 0 = rotate-half, 1 = interleaved pairs. grid T, block 256.
-extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict__ bias, const int* __restrict__ slot, const int* __restrict__ pos,
+extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict__ bias, const int* slot, const int* pos,
                                    const float* __restrict__ invf, u16* __restrict__ kc, u16* __restrict__ vc, int nh, int nkv, int hd,
                                    int maxCtx, int layout) {
     pdl_wait();
@@ -242,7 +345,7 @@ extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict_
     int t = blockIdx.x;
     int qkvDim = (nh + 2 * nkv) * hd;
     u16* row = qkv + (i64)t * qkvDim;
-    int p = pos[t], s = slot[t];
+    int p = ld_i(pos + t), s = ld_i(slot + t);
     int half = hd >> 1;
     int pairs = (nh + nkv) * half;
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
@@ -252,10 +355,8 @@ extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict_
         int o = head * hd;
         float x1 = bf2f(row[o + i1]), x2 = bf2f(row[o + i2]);
         if (bias) { x1 += bf2f(bias[o + i1]); x2 += bf2f(bias[o + i2]); }
-        float ang = (float)p * invf[d];
-        float c, sn;
-        sincosf(ang, &sn, &c);   // full-range (not fast-math): within an ulp or two of the CPU's double-rounded value
-        u16 r1 = f2bf(x1 * c - x2 * sn), r2 = f2bf(x2 * c + x1 * sn);
+        u16 r1, r2;
+        rope_pair(x1, x2, p, invf[d], r1, r2);
         row[o + i1] = r1;
         row[o + i2] = r2;
         if (head >= nh) {
@@ -279,8 +380,7 @@ extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict_
 // sliding window, 0 = none). Works for decode and for any mix; grid (T, nh), block 128, dynamic shared memory
 // (maxCtx + 8 * hd + hd) floats. out bf16 [T, nh * hd].
 template <int HD>
-__device__ __forceinline__ void attn_token_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
-                                                u16* __restrict__ out, const int* __restrict__ slot, const int* __restrict__ pos,
+__device__ __forceinline__ void attn_token_impl(const u16* qkv, const u16* kc, const u16* vc, u16* __restrict__ out, const int* slot, const int* pos,
                                                 int nh, int nkv, int maxCtx, int window, float scale) {
     pdl_wait();
     pdl_trigger();
@@ -294,11 +394,11 @@ __device__ __forceinline__ void attn_token_impl(const u16* __restrict__ qkv, con
     int t = blockIdx.x, h = blockIdx.y;
     int kvh = h / (nh / nkv);
     int qkvDim = (nh + 2 * nkv) * HD;
-    int p = pos[t], s = slot[t];
+    int p = ld_i(pos + t), s = ld_i(slot + t);
     int start = window > 0 ? max(0, p - window + 1) : 0;
     int n = p - start + 1;
     const u16* qr = qkv + (i64)t * qkvDim + h * HD;
-    for (int i = threadIdx.x; i < HD; i += 128) q[i] = bf2f(qr[i]) * scale;
+    for (int i = threadIdx.x; i < HD; i += 128) q[i] = bf2f(ld_h(qr + i)) * scale;
     __syncthreads();
     const u16* kb = kc + (((i64)s * nkv + kvh) * maxCtx + start) * HD;
     const u16* vb = vc + (((i64)s * nkv + kvh) * maxCtx + start) * HD;
@@ -309,7 +409,7 @@ __device__ __forceinline__ void attn_token_impl(const u16* __restrict__ qkv, con
 #pragma unroll
         for (int c = 0; c < HD / 8; c++) {
             float f[8];
-            bf8_to_f(kr[c], f);
+            bf8_to_f(ld_u4(kr + c), f);
 #pragma unroll
             for (int e = 0; e < 8; e++) d = fmaf(f[e], q[c * 8 + e], d);
         }
@@ -330,7 +430,7 @@ __device__ __forceinline__ void attn_token_impl(const u16* __restrict__ qkv, con
     for (int e = 0; e < 8; e++) a[e] = 0.f;
     for (int j = g; j < n; j += G) {
         float f[8];
-        bf8_to_f(*(const uint4*)(vb + (i64)j * HD + c * 8), f);
+        bf8_to_f(ld_u4(vb + (i64)j * HD + c * 8), f);
         float w = sc[j];
 #pragma unroll
         for (int e = 0; e < 8; e++) a[e] = fmaf(w, f[e], a[e]);
@@ -370,13 +470,20 @@ __device__ __forceinline__ u32 smem_u32(const void* p) {
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
     return a;
 }
+// 16-byte asynchronous global -> shared copy (src_bytes 0: zero-fill, nothing read).
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int srcBytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(srcBytes) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 
 template <int HD>
 __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
                                                   u16* __restrict__ out, int Tq, int q0, int slot, int nh, int nkv, int maxCtx, int window, float scale) {
-    constexpr int KS = HD + 8;   // K tile row stride (elements)
-    __shared__ __align__(16) u16 Ks[64 * KS];
-    __shared__ __align__(16) u16 Vs[64 * KS];   // row-major like K; B fragments of P.V come through ldmatrix.trans
+    constexpr int KS = HD + 8;   // K/V tile row stride (elements)
+    // two stages of [K tile 64 x KS | V tile 64 x KS] (V row-major like K; B fragments of P.V through ldmatrix.trans):
+    // the next tile's cp.async copies are in flight while this one is used. Dynamic: 4 * 64 * KS * 2 bytes.
+    extern __shared__ __align__(16) u16 tiles[];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int gq = lane >> 2, tq = lane & 3;
     int h = blockIdx.y, kvh = h / (nh / nkv);
@@ -408,21 +515,30 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
     int pminStart = window > 0 ? max(0, q0 + blockIdx.x * 64 - window + 1) : 0;
     const u16* kbase = kc + ((i64)slot * nkv + kvh) * maxCtx * HD;
     const u16* vbase = vc + ((i64)slot * nkv + kvh) * maxCtx * HD;
-    for (int k0 = (pminStart / 64) * 64; k0 <= pmax; k0 += 64) {
-        __syncthreads();
-        // load K tile [64][HD] and V^T tile [HD][64]
+    int kStart = (pminStart / 64) * 64, nTiles = (pmax - kStart) / 64 + 1;
+    auto load = [&](int tile) {
+        u16* Kd = tiles + (tile & 1) * 2 * 64 * KS;
+        u16* Vd = Kd + 64 * KS;
+        int k0 = kStart + tile * 64;
         for (int i = threadIdx.x; i < 64 * (HD / 8); i += 128) {
             int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
             int key = k0 + r;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (key <= pmax) {
-                kv = *(const uint4*)(kbase + (i64)key * HD + c);
-                vv = *(const uint4*)(vbase + (i64)key * HD + c);
-            }
-            *(uint4*)(Ks + r * KS + c) = kv;
-            *(uint4*)(Vs + r * KS + c) = vv;
+            bool ok = key <= pmax;   // keys past the block's last query: zero-filled
+            i64 off = (i64)(ok ? key : 0) * HD + c;
+            cp_async16(smem_u32(Kd + r * KS + c), kbase + off, ok ? 16 : 0);
+            cp_async16(smem_u32(Vd + r * KS + c), vbase + off, ok ? 16 : 0);
         }
+    };
+    load(0);
+    cp_commit();
+    for (int it = 0; it < nTiles; it++) {
+        int k0 = kStart + it * 64;
+        if (it + 1 < nTiles) load(it + 1);
+        cp_commit();
+        cp_wait1();          // every group but the newest (the tile just requested) has landed
         __syncthreads();
+        const u16* Ks = tiles + (it & 1) * 2 * 64 * KS;
+        const u16* Vs = Ks + 64 * KS;
         // S = Q K^T for 64 keys: 8 n-tiles of 8 keys
         float s[8][4];
 #pragma unroll
@@ -488,6 +604,7 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
                 mma_bf16(o[j], pf[kk + 1], b2, b3);
             }
         }
+        __syncthreads();     // this stage is refilled by the next iteration's request
     }
     float ia = la > 0.f ? 1.f / la : 0.f, ib = lb > 0.f ? 1.f / lb : 0.f;
 #pragma unroll
@@ -652,14 +769,27 @@ ATTN_PREFILL_V1(64)
 ATTN_PREFILL_V1(128)
 
 // ---------------------------------------------------------------------------------------------------------------
-// Prefill MLP activation: act[t, j] = bf16(silu(gu[t, 2j] + b[2j]) * (gu[t, 2j+1] + b[2j+1])) (gate/up rows interleaved).
+// Prefill MLP activation: act[t, j] = bf16(silu(gu[t, 2j] + b[2j]) * (gu[t, 2j+1] + b[2j+1])) (gate/up rows interleaved),
+// 8 outputs a thread (I % 8 == 0): two 16-byte loads, one 16-byte store. grid (ceil(I / 8 / 256), min(T, 65535)), block 256.
 extern "C" __global__ void silu_mul_il(const u16* __restrict__ gu, const u16* __restrict__ bias, u16* __restrict__ act, int T, int I) {
-    for (i64 i = global_index(); i < (i64)T * I; i += global_stride()) {
-        i64 t = i / I;
-        int j = (int)(i - t * I);
-        float g = bf2f(gu[t * 2 * I + 2 * j]), u = bf2f(gu[t * 2 * I + 2 * j + 1]);
-        if (bias) { g += bf2f(bias[2 * j]); u += bf2f(bias[2 * j + 1]); }
-        act[i] = f2bf(silu(g) * u);
+    int j = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (j >= I) return;
+    float bg[16];
+    if (bias) { bf8_to_f(*(const uint4*)(bias + 2 * j), bg); bf8_to_f(*(const uint4*)(bias + 2 * j + 8), bg + 8); }
+    for (int t = blockIdx.y; t < T; t += gridDim.y) {
+        const uint4* src = (const uint4*)(gu + ((i64)t * I + j) * 2);
+        float v[16];
+        bf8_to_f(src[0], v);
+        bf8_to_f(src[1], v + 8);
+        if (bias) {
+#pragma unroll
+            for (int e = 0; e < 16; e++) v[e] += bg[e];
+        }
+        u32 o[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            o[e] = (u32)f2bf(silu(v[4 * e]) * v[4 * e + 1]) | ((u32)f2bf(silu(v[4 * e + 2]) * v[4 * e + 3]) << 16);
+        *(uint4*)(act + (i64)t * I + j) = make_uint4(o[0], o[1], o[2], o[3]);
     }
 }
 
@@ -682,8 +812,7 @@ extern "C" __global__ void interleave_rows(const u16* __restrict__ gate, const u
 // ---------------------------------------------------------------------------------------------------------------
 // Greedy choice on the device: for row b, the index of the largest logit (the lowest index on ties).
 // With advance != 0 the decode state moves on in place: tokens[b] = choice, pos[b] += 1, out[count[b]++ * B + b] = choice.
-extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int V, int B, int* __restrict__ tokens, int* __restrict__ pos,
-                                       int* __restrict__ out, int* __restrict__ count, int advance) {
+extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* tokens, int* pos, int* out, int* count, int advance) {
     pdl_wait();
     pdl_trigger();
     __shared__ float sv[32];
@@ -693,7 +822,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int V, 
     float best = NEG_INF;
     int bi = 0x7fffffff;
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        float v = row[i];
+        float v = ld_f(row + i);
         if (v > best || (v == best && i < bi) || (v != v && bi == 0x7fffffff)) { best = v; bi = i; }
     }
     for (int o = 16; o > 0; o >>= 1) {
@@ -717,8 +846,8 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int V, 
             if (bi == 0x7fffffff) bi = 0;
             tokens[b] = bi;
             if (advance) {
-                pos[b] += 1;
-                int c = count[b];
+                pos[b] = ld_i(pos + b) + 1;
+                int c = ld_i(count + b);
                 out[(i64)c * B + b] = bi;
                 count[b] = c + 1;
             }

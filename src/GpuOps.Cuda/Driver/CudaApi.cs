@@ -33,6 +33,8 @@ public static unsafe partial class CudaApi
     public const int CU_STREAM_CAPTURE_MODE_GLOBAL = 0;
     public const int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
     public const int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+    public const int CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES = 3;
+    public const int CU_FUNC_ATTRIBUTE_NUM_REGS = 4;
 
     /// <summary>Throw a <see cref="CudaException"/> naming <paramref name="operation"/> when <paramref name="rc"/> is not CUDA_SUCCESS.</summary>
     public static void Check(int rc, string operation)
@@ -159,6 +161,7 @@ public static unsafe partial class CudaApi
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuModuleUnload(IntPtr module);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
+    [LibraryImport(NativeLibraries.CudaName)] public static partial int cuFuncGetAttribute(int* value, int attribute, IntPtr function);
     [LibraryImport(NativeLibraries.CudaName)]
     public static partial int cuLaunchKernel(IntPtr f, uint gx, uint gy, uint gz, uint bx, uint by, uint bz,
         uint sharedBytes, IntPtr stream, void** kernelParams, void** extra);

@@ -145,11 +145,15 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 return (ulong)at;
             }
 
-            ulong Concat(long total, params (string Name, long Elements, bool Optional)[] parts)
+            // q/k rows (or bias entries) of a rotate-half checkpoint go to the device in interleaved-pair order: row
+            // h*hd + 2d <- h*hd + d, row h*hd + 2d + 1 <- h*hd + hd/2 + d. q.k is unchanged (same order on both sides), RoPE
+            // pairs become adjacent rows, so the decode GEMV rotates them in its epilogue (EPI_QKV).
+            bool permute = source.RopeLayout == RopeLayout.RotateHalf;
+            ulong Concat(long total, params (string Name, long Elements, bool Optional, bool Rope)[] parts)
             {
                 long at = Reserve(total * 2), o = at;
                 bool any = false;
-                foreach (var (name, n, optional) in parts)
+                foreach (var (name, n, optional, rope) in parts)
                 {
                     if (optional && !source.Contains(name))
                     {
@@ -160,7 +164,20 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                     else
                     {
                         var (p, b) = Bf16(name, n);
-                        segs.Add(new UploadSegment(p, b, o));
+                        if (rope && permute)
+                        {
+                            long rows = RopeRows(name), rowBytes = b / rows, half = hd / 2;
+                            for (long r = 0; r < rows; r++)
+                            {
+                                long head = r / hd, i = r % hd, src = head * hd + (i % 2 == 0 ? i / 2 : half + i / 2);
+                                segs.Add(new UploadSegment(p + (nint)(src * rowBytes), rowBytes, o + r * rowBytes));
+                            }
+                        }
+                        else
+                        {
+                            segs.Add(new UploadSegment(p, b, o));
+                        }
+
                         any = true;
                     }
 
@@ -169,6 +186,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
                 return any ? (ulong)at : ulong.MaxValue;
             }
+
+            long RopeRows(string name) => name.Contains("q_proj") ? qd : kvd;
 
             ulong Interleaved(string gate, string up, long rows, long cols, bool optional)
             {
@@ -198,10 +217,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             {
                 string p = $"model.layers.{i}.";
                 layers[i].AttnNorm = Tensor(p + "input_layernorm.weight", h);
-                layers[i].Wqkv = Concat((long)qkvd * h, (p + "self_attn.q_proj.weight", (long)qd * h, false), (p + "self_attn.k_proj.weight", (long)kvd * h, false),
-                    (p + "self_attn.v_proj.weight", (long)kvd * h, false));
+                layers[i].Wqkv = Concat((long)qkvd * h, (p + "self_attn.q_proj.weight", (long)qd * h, false, true), (p + "self_attn.k_proj.weight", (long)kvd * h, false, true),
+                    (p + "self_attn.v_proj.weight", (long)kvd * h, false, false));
                 layers[i].Bqkv = source.Contains(p + "self_attn.q_proj.bias") || source.Contains(p + "self_attn.k_proj.bias") || source.Contains(p + "self_attn.v_proj.bias")
-                    ? Concat(qkvd, (p + "self_attn.q_proj.bias", qd, true), (p + "self_attn.k_proj.bias", kvd, true), (p + "self_attn.v_proj.bias", kvd, true))
+                    ? Concat(qkvd, (p + "self_attn.q_proj.bias", qd, true, true), (p + "self_attn.k_proj.bias", kvd, true, true), (p + "self_attn.v_proj.bias", kvd, true, false))
                     : ulong.MaxValue;
                 layers[i].Wo = Tensor(p + "self_attn.o_proj.weight", (long)h * qd);
                 layers[i].Bo = source.Contains(p + "self_attn.o_proj.bias") ? Tensor(p + "self_attn.o_proj.bias", h) : ulong.MaxValue;
@@ -230,7 +249,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
             ulong A(ulong o) => o == ulong.MaxValue ? 0 : arena + o;
             var cl = layers.Select(x => new CudaLayer(A(x.AttnNorm), A(x.Wqkv), A(x.Bqkv), A(x.Wo), A(x.Bo), A(x.MlpNorm), A(x.WGateUp), A(x.BGateUp), A(x.WDown), A(x.BDown))).ToArray();
-            var engine = new CudaLlamaEngine(ctx, c, arena, total, cl, arena + emb, arena + norm, arena + output, source.RopeLayout, parameters);
+            // (rotate-half q/k rows were stored in interleaved-pair order above, so the device always rotates adjacent pairs)
+            var engine = new CudaLlamaEngine(ctx, c, arena, total, cl, arena + emb, arena + norm, arena + output, RopeLayout.Interleaved, parameters);
             engine.LoadStats = stats;
             GC.KeepAlive(keep);
             return engine;
@@ -261,7 +281,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     {
         private readonly CudaContext _ctx;
         private readonly List<ulong> _all = new();
-        public readonly int Tokens, Rows;
+        public readonly int Tokens, Rows, SumSqStride;
         public readonly ulong X, Hn, Qkv, Attn, Gu, Act, Logits, SumSq, Ints, RowIds;
 
         public Workspace(CudaLlamaEngine e, int tokens, int rows)
@@ -278,7 +298,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 Gu = Alloc((long)tokens * 2 * e.I * 2);
                 Act = Alloc((long)tokens * e.I * 2);
                 Logits = Alloc((long)rows * e.V * 4);
-                SumSq = Alloc((2L * e.L + 1) * tokens * 4);
+                // batch-1 decode (fused RMSNorm): each slot holds the result, the last-block counter and one partial per GEMV block
+                SumSqStride = tokens == 1 ? 2 + e.Ctx.MultiprocessorCount * MaxGemvBlocksPerSm : tokens;
+                SumSq = Alloc((2L * e.L + 1) * SumSqStride * 4);
+                Check(cuMemsetD8Async(SumSq, 0, (nuint)((2L * e.L + 1) * SumSqStride * 4), e.Ctx.Stream), "cuMemsetD8Async(sumsq)");
                 Ints = Alloc(4L * tokens * 4 + 64);   // tokens, slots, positions, counts
                 RowIds = Alloc((long)rows * 4);
             }
@@ -329,8 +352,58 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     // ------------------------------------------------------------------ kernels
 
-    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args) =>
+    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args)
+    {
+        var ev = _profile is null ? null : Ctx.CreateEvent();
+        ev?.Record(Ctx.Stream);
         Launcher.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
+        if (ev is not null) EndProfile(name, ev);
+    }
+
+    /// <summary>Batch 1..4 decode: q/k/v projection, RoPE and the KV-cache write in one kernel (default); false: GEMV + rope_kv (GPUOPS_ENGINE_FUSED_ROPE=0).</summary>
+    public bool FusedRope { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_FUSED_ROPE") != "0";
+
+    // ------------------------------------------------------------------ per-kernel timing (benchmarks)
+
+    private List<(string Name, CudaEvent Start, CudaEvent Stop)>? _profile;
+
+    private void EndProfile(string name, CudaEvent start)
+    {
+        var stop = Ctx.CreateEvent();
+        stop.Record(Ctx.Stream);
+        _profile!.Add((name, start, stop));
+    }
+
+    private void Timed(string name, Action launch)
+    {
+        var ev = _profile is null ? null : Ctx.CreateEvent();
+        ev?.Record(Ctx.Stream);
+        launch();
+        if (ev is not null) EndProfile(name, ev);
+    }
+
+    /// <summary>
+    /// For benchmarks: run <paramref name="body"/> (eager launches, no graph) with an event pair around every kernel and
+    /// GEMM; returns milliseconds and launches per kernel name, largest first.
+    /// </summary>
+    internal IReadOnlyList<(string Name, double Ms, int Launches)> ProfileKernels(Action body)
+    {
+        Ctx.Synchronize();
+        _profile = new();
+        try
+        {
+            body();
+            Ctx.Synchronize();
+            return _profile.GroupBy(p => p.Name)
+                .Select(g => (g.Key, g.Sum(p => (double)CudaEvent.Elapsed(p.Start, p.Stop)), g.Count()))
+                .OrderByDescending(x => x.Item2).ToList();
+        }
+        finally
+        {
+            foreach (var (_, a, b) in _profile) { a.Dispose(); b.Dispose(); }
+            _profile = null;
+        }
+    }
 
     private static (int, int, int) G(long x, int y = 1) => ((int)x, y, 1);
 
@@ -345,28 +418,35 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         var s = Ctx.Stream;
         int window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0;
         bool fused = gemv && T == 1;        // batch 1: RMSNorm fused into the GEMVs (sum of squares from the previous epilogue)
-        if (fused) Check(cuMemsetD32Async(ws.SumSq, 0, (nuint)((2 * L + 1) * T), s), "cuMemsetD32Async(sumsq)");
+        bool fusedRope = gemv && FusedRope; // batch 1..4: RoPE and the KV-cache write in the q/k/v GEMV's epilogue
         K("embed", G(T), 256, 0, ws.TokenIds, Embedding, ws.X, fused ? ws.SumSq : 0UL, H);
         string sfx = $"_b{T}";
         int r4 = 4;
         for (int l = 0; l < L; l++)
         {
             var w = Layers[l];
-            ulong sumIn = ws.SumSq + (ulong)(2 * l * T * 4), sumMid = sumIn + (ulong)(T * 4), sumOut = sumMid + (ulong)(T * 4);
+            // per layer two sum-of-squares slots (before attention, before the MLP), each [T] results + counter + partials
+            ulong slot = (ulong)ws.SumSqStride * 4;
+            ulong sumIn = ws.SumSq + (ulong)(2 * l) * slot, sumMid = sumIn + slot, sumOut = sumMid + slot;
+            ulong kc = cache.Keys(l), vc = cache.Values(l);
             // attention block
-            if (fused)
+            if (!fused) K("rmsnorm", G(T), 256, 0, ws.X, w.AttnNorm, ws.Hn, H, Eps, 0UL);
+            if (fusedRope)
             {
-                Gemv($"gemv{sfx}_n1_e0_r2", QkvDim, 2, w.Wqkv, w.Bqkv, H, ws.X, w.AttnNorm, sumIn, ws.Qkv, 0UL);
+                ulong input = fused ? ws.X : ws.Hn, gamma = fused ? w.AttnNorm : 0UL, sum = fused ? sumIn : 0UL;
+                int r = fused ? 2 : r4;
+                long blocks = GemvBlocks(QkvDim, r);
+                K($"gemv_qkv{sfx}_n{(fused ? 1 : 0)}_r{r}", G(blocks), 128, 0, w.Wqkv, w.Bqkv, QkvDim, H, input, gamma, sum, Eps, ws.Qkv, 0UL,
+                    ws.SlotIds, ws.Positions, InvFreq, kc, vc, Nh, Nkv, Hd, cache.MaxContext);
             }
             else
             {
-                K("rmsnorm", G(T), 256, 0, ws.X, w.AttnNorm, ws.Hn, H, Eps, 0UL);
-                if (gemv) Gemv($"gemv{sfx}_n0_e0_r4", QkvDim, r4, w.Wqkv, w.Bqkv, H, ws.Hn, 0UL, 0UL, ws.Qkv, 0UL);
-                else if (SkipStage != "gemm") Gemm.Run(ws.Hn, w.Wqkv, ws.Qkv, T, QkvDim, H, false, 0f, s);
+                if (fused) Gemv($"gemv{sfx}_n1_e0_r2", QkvDim, 2, w.Wqkv, w.Bqkv, H, ws.X, w.AttnNorm, sumIn, ws.Qkv, 0UL);
+                else if (gemv) Gemv($"gemv{sfx}_n0_e0_r4", QkvDim, r4, w.Wqkv, w.Bqkv, H, ws.Hn, 0UL, 0UL, ws.Qkv, 0UL);
+                else if (SkipStage != "gemm") Timed("gemm qkv", () => Gemm.Run(ws.Hn, w.Wqkv, ws.Qkv, T, QkvDim, H, false, 0f, s));
+                K("rope_kv", G(T), 256, 0, ws.Qkv, gemv ? 0UL : w.Bqkv, ws.SlotIds, ws.Positions, InvFreq, kc, vc, Nh, Nkv, Hd, cache.MaxContext, RopeLayoutCode);
             }
 
-            ulong kc = cache.Keys(l), vc = cache.Values(l);
-            K("rope_kv", G(T), 256, 0, ws.Qkv, gemv ? 0UL : w.Bqkv, ws.SlotIds, ws.Positions, InvFreq, kc, vc, Nh, Nkv, Hd, cache.MaxContext, RopeLayoutCode);
             if (SkipStage == "attention")
             {
             }
@@ -383,10 +463,12 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             }
             else
             {
+                string attn = $"{PrefillAttentionKernel}_hd{Hd}";
+                int attnSmem = PrefillAttentionKernel == "attn_prefill" ? PrefillAttentionSharedBytes(Module.Function(attn), Hd) : 0;
                 foreach (var ch in chunks)
                 {
                     ulong q = ws.Qkv + (ulong)((long)ch.Row * QkvDim * 2), o = ws.Attn + (ulong)((long)ch.Row * QDim * 2);
-                    K($"{PrefillAttentionKernel}_hd{Hd}", ((ch.Len + 63) / 64, Nh, 1), 128, 0, q, kc, vc, o, ch.Len, ch.Pos, ch.Slot, Nh, Nkv, cache.MaxContext, window, Scale);
+                    K(attn, ((ch.Len + 63) / 64, Nh, 1), 128, attnSmem, q, kc, vc, o, ch.Len, ch.Pos, ch.Slot, Nh, Nkv, cache.MaxContext, window, Scale);
                 }
             }
 
@@ -405,35 +487,48 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             }
             else
             {
-                if (SkipStage != "gemm") Gemm.Run(ws.Attn, w.Wo, ws.X, T, H, QDim, true, 1f, s);
+                if (SkipStage != "gemm") Timed("gemm o", () => Gemm.Run(ws.Attn, w.Wo, ws.X, T, H, QDim, true, 1f, s));
                 if (w.Bo != 0) K("add_bias_f32", G(Math.Min(4096, ((long)T * H + 255) / 256)), 256, 0, ws.X, w.Bo, T, H);
                 K("rmsnorm", G(T), 256, 0, ws.X, w.MlpNorm, ws.Hn, H, Eps, 0UL);
-                if (SkipStage != "gemm") Gemm.Run(ws.Hn, w.WGateUp, ws.Gu, T, 2 * I, H, false, 0f, s);
-                K("silu_mul_il", G(Math.Min(8192, ((long)T * I + 255) / 256)), 256, 0, ws.Gu, w.BGateUp, ws.Act, T, I);
-                if (SkipStage != "gemm") Gemm.Run(ws.Act, w.WDown, ws.X, T, H, I, true, 1f, s);
+                if (SkipStage != "gemm") Timed("gemm gate/up", () => Gemm.Run(ws.Hn, w.WGateUp, ws.Gu, T, 2 * I, H, false, 0f, s));
+                K("silu_mul_il", (((I / 8) + 255) / 256, Math.Min(T, 65535), 1), 256, 0, ws.Gu, w.BGateUp, ws.Act, T, I);
+                if (SkipStage != "gemm") Timed("gemm down", () => Gemm.Run(ws.Act, w.WDown, ws.X, T, H, I, true, 1f, s));
                 if (w.BDown != 0) K("add_bias_f32", G(Math.Min(4096, ((long)T * H + 255) / 256)), 256, 0, ws.X, w.BDown, T, H);
             }
         }
 
         if (fused)
         {
-            Gemv($"gemv{sfx}_n1_e3_r1", V, 1, Output, 0UL, H, ws.X, FinalNorm, ws.SumSq + (ulong)(2 * L * T * 4), ws.Logits, 0UL);
+            Gemv($"gemv{sfx}_n1_e3_r1", V, 1, Output, 0UL, H, ws.X, FinalNorm, ws.SumSq + (ulong)(2 * L) * (ulong)ws.SumSqStride * 4, ws.Logits, 0UL);
         }
         else
         {
             K("rmsnorm", G(R), 256, 0, ws.X, FinalNorm, ws.Hn, H, Eps, rowIds);
             if (gemv) Gemv($"gemv{sfx}_n0_e3_r4", V, r4, Output, 0UL, H, ws.Hn, 0UL, 0UL, ws.Logits, 0UL);
-            else Gemm.Run(ws.Hn, Output, ws.Logits, R, V, H, true, 0f, s);
+            else Timed("gemm lm_head", () => Gemm.Run(ws.Hn, Output, ws.Logits, R, V, H, true, 0f, s));
         }
     }
 
-    /// <summary>A decode GEMV over N rows in groups of R: at most 8 blocks of 4 warps per multiprocessor, warps striding over the groups.</summary>
-    private void Gemv(string name, int n, int r, ulong w, ulong bias, int k, ulong input, ulong gamma, ulong sumIn, ulong y, ulong sumOut)
+
+    /// <summary>
+    /// Dynamic shared memory of attn_prefill_hd{hd} (two stages of a 64-key K and V tile, rows padded by 8 elements), and
+    /// the function's limit raised to it (above the 48 KiB default for hd 128).
+    /// </summary>
+    internal static int PrefillAttentionSharedBytes(IntPtr function, int hd)
     {
-        long groups = (n + r - 1) / r;
-        long blocks = Math.Min((groups + 3) / 4, (long)Ctx.MultiprocessorCount * GemvBlocksPerSm);
-        K(name, G(blocks), 128, 0, w, bias, n, k, input, gamma, sumIn, Eps, y, sumOut);
+        int bytes = 4 * 64 * (hd + 8) * 2;
+        Check(cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes), "cuFuncSetAttribute(attn_prefill)");
+        return bytes;
     }
+
+    /// <summary>A decode GEMV over N rows in groups of R: at most 8 blocks of 4 warps per multiprocessor, warps striding over the groups.</summary>
+    private void Gemv(string name, int n, int r, ulong w, ulong bias, int k, ulong input, ulong gamma, ulong sumIn, ulong y, ulong sumOut) =>
+        K(name, G(GemvBlocks(n, r)), 128, 0, w, bias, n, k, input, gamma, sumIn, Eps, y, sumOut);
+
+    /// <summary>Most GEMV blocks per multiprocessor (the batch-1 sum-of-squares slots hold that many partials).</summary>
+    internal const int MaxGemvBlocksPerSm = 32;
+
+    private long GemvBlocks(int n, int r) => Math.Min(((n + r - 1) / r + 3) / 4, (long)Ctx.MultiprocessorCount * Math.Clamp(GemvBlocksPerSm, 1, MaxGemvBlocksPerSm));
 
     /// <summary>Blocks of the decode GEMVs per multiprocessor (GPUOPS_GEMV_BLOCKS_PER_SM, default 8).</summary>
     internal int GemvBlocksPerSm { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_GEMV_BLOCKS_PER_SM"), out var b) && b > 0 ? b : 8;
@@ -456,7 +551,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         K("embed", G(1), 256, 0, ws.TokenIds, Embedding, ws.X, ws.SumSq, H);
         Action<int> launch = which switch
         {
-            "qkv" => l => Gemv("gemv_b1_n1_e0_r2", QkvDim, 2, Layers[l].Wqkv, Layers[l].Bqkv, H, ws.X, Layers[l].AttnNorm, ws.SumSq, ws.Qkv, 0UL),
+            "qkv" => l => K("gemv_qkv_b1_n1_r2", G(GemvBlocks(QkvDim, 2)), 128, 0, Layers[l].Wqkv, Layers[l].Bqkv, QkvDim, H, ws.X, Layers[l].AttnNorm, ws.SumSq, Eps,
+                ws.Qkv, 0UL, ws.SlotIds, ws.Positions, InvFreq, cache.Keys(l), cache.Values(l), Nh, Nkv, Hd, cache.MaxContext),
             "o" => l => Gemv("gemv_b1_n0_e1_r1", H, 1, Layers[l].Wo, Layers[l].Bo, QDim, ws.Attn, 0UL, 0UL, ws.Logits, 0UL),
             "gateup" => l => Gemv("gemv_b1_n1_e2_r2", 2 * I, 2, Layers[l].WGateUp, Layers[l].BGateUp, H, ws.X, Layers[l].MlpNorm, ws.SumSq, ws.Act, 0UL),
             "down" => l => Gemv("gemv_b1_n0_e1_r1", H, 1, Layers[l].WDown, Layers[l].BDown, I, ws.Act, 0UL, 0UL, ws.Logits, 0UL),
@@ -471,6 +567,22 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         e1.Record(Ctx.Stream);
         e1.Synchronize();
         return (CudaEvent.Elapsed(e0, e1) / reps, bytes);
+    }
+
+    /// <summary>For benchmarks: registers and local (spill) bytes per thread of the named engine kernels.</summary>
+    internal IReadOnlyList<(string Name, int Registers, int LocalBytes)> KernelResources(params string[] names)
+    {
+        var list = new List<(string, int, int)>();
+        foreach (var n in names)
+        {
+            int regs, local;
+            var f = Module.Function(n);
+            Check(cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, f), "cuFuncGetAttribute(NUM_REGS)");
+            Check(cuFuncGetAttribute(&local, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, f), "cuFuncGetAttribute(LOCAL_SIZE_BYTES)");
+            list.Add((n, regs, local));
+        }
+
+        return list;
     }
 
     /// <summary>For benchmarks only: leave a prefill stage out ("attention" or "gemm") to see its share of the time.</summary>
@@ -588,7 +700,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
         }
 
-        if (dg.Graph is null && dg.Runs == 0 || Environment.GetEnvironmentVariable("GPUOPS_ENGINE_NO_GRAPH") == "1")
+        if (dg.Graph is null && dg.Runs == 0 || _profile is not null || Environment.GetEnvironmentVariable("GPUOPS_ENGINE_NO_GRAPH") == "1")
         {
             Body();
         }

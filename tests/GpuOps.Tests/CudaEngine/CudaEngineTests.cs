@@ -102,6 +102,48 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         }
     }
 
+    /// <summary>
+    /// Decode is reproducible to the bit (no float atomics anywhere in a step), and the unfused q/k/v GEMV + rope_kv path
+    /// gives the same logits as the fused kernel.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void DecodeIsBitReproducibleAndFusedRopeChangesNothing(int batch)
+    {
+        var e = (CudaLlamaEngine)fx.Handle.Engine;
+        var p = fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last();
+        var ids = Ints(p.GetProperty("ids"));
+        float[] Run(bool fusedRope)
+        {
+            e.FusedRope = fusedRope;
+            try
+            {
+                using var cache = e.CreateCache(batch, ids.Length + 1);
+                var got = new float[ids.Length * Vocab];
+                for (int t = 0; t < ids.Length; t++)
+                {
+                    var l = e.Forward(cache, Enumerable.Range(0, batch).Select(b => new SequenceChunk(b, new[] { ids[t] })).ToList(), false);
+                    l[batch - 1].CopyTo(got, t * Vocab);
+                }
+
+                return got;
+            }
+            finally
+            {
+                e.FusedRope = true;
+            }
+        }
+
+        static int Differ(float[] a, float[] b) => a.Zip(b).Count(z => BitConverter.SingleToInt32Bits(z.First) != BitConverter.SingleToInt32Bits(z.Second));
+        var first = Run(true);
+        var again = Run(true);
+        var unfused = Run(false);
+        output.WriteLine($"batch {batch}: logits differing between two runs {Differ(first, again)}, fused vs GEMV + rope_kv {Differ(first, unfused)} of {first.Length}");
+        Assert.Equal(0, Differ(first, again));
+        Assert.Equal(0, Differ(first, unfused));
+    }
+
     [GpuFact]
     public void PerplexityWithinHalfAPercent()
     {
@@ -238,11 +280,20 @@ public class CudaEngineKernelTests(ITestOutputHelper output)
         ulong dW = d.Up(w), dB = d.Up(bias), dG = d.Up(gamma), dIn = norm == 1 ? d.Up(xf) : d.Up(xb), dS = d.Up(sumsq);
         int outN = epi == 2 ? n / 2 : n;
         ulong dY = epi == 1 ? d.Up(resid) : d.Poisoned((long)B * outN * 4);
-        ulong dSo = d.Up(new float[B]);
-        bool useBias = epi != 3;
         int grid = (n + 4 * r - 1) / (4 * r);
         if (r == 4) grid = Math.Min(grid, 3); // warps stride over the row groups
+        ulong dSo = d.Up(new float[B + 1 + grid * B]); // [B] sums, counter, per-block partials
+        bool useBias = epi != 3;
         d.Run($"gemv_b{B}_n{norm}_e{epi}_r{r}", (grid, 1, 1), 128, 0, dW, useBias ? dB : 0UL, n, k, dIn, dG, dS, 1e-5f, dY, dSo);
+        if (epi == 1)
+        {
+            // the sum of squares is the same bits on every run (per-block partials added in block order by the last block)
+            ulong dY2 = d.Up(resid), dSo2 = d.Up(new float[B + 1 + grid * B]);
+            d.Run($"gemv_b{B}_n{norm}_e{epi}_r{r}", (grid, 1, 1), 128, 0, dW, useBias ? dB : 0UL, n, k, dIn, dG, dS, 1e-5f, dY2, dSo2);
+            var so = d.Down<float>(dSo, B + 1);
+            Assert.Equal(so.Take(B).Select(BitConverter.SingleToInt32Bits), d.Down<float>(dSo2, B).Select(BitConverter.SingleToInt32Bits));
+            Assert.Equal(0, BitConverter.SingleToInt32Bits(so[B])); // the counter is back at zero for the next use
+        }
         var want = new double[B * outN];
         var wantSq = new double[B];
         for (int b = 0; b < B; b++)
@@ -285,6 +336,58 @@ public class CudaEngineKernelTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The fused q/k/v kernel (projection, RoPE on adjacent pairs, KV-cache write) gives the same bits as the plain GEMV
+    /// followed by rope_kv (interleaved layout): q rows in the q/k/v buffer, k and v at (slot, position) in the cache.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(1, 1, 2, 64, 4, 2)]
+    [InlineData(1, 0, 2, 128, 4, 1)]
+    [InlineData(3, 0, 4, 64, 6, 2)]
+    [InlineData(4, 0, 4, 128, 2, 2)]
+    public void FusedQkvKernelMatchesGemvAndRopeKv(int B, int norm, int r, int hd, int nh, int nkv)
+    {
+        var rng = new Random(Environment.TickCount);
+        using var d = new Dev();
+        int k = 512, n = (nh + 2 * nkv) * hd, maxCtx = 50, slots = 5;
+        var w = RandomBf16(rng, n * k, 0.05);
+        var bias = RandomBf16(rng, n);
+        var gamma = RandomBf16(rng, k);
+        var xf = Enumerable.Range(0, B * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var xb = RandomBf16(rng, B * k);
+        var sumsq = Enumerable.Range(0, B).Select(b => (float)Enumerable.Range(0, k).Sum(i => (double)xf[b * k + i] * xf[b * k + i])).ToArray();
+        var slot = Enumerable.Range(0, B).Select(b => (b * 3 + 1) % slots).ToArray();
+        var pos = Enumerable.Range(0, B).Select(_ => rng.Next(maxCtx)).ToArray();
+        var inv = Rope.InverseFrequencies(hd, 500000, null);
+        ulong dW = d.Up(w), dB = d.Up(bias), dG = d.Up(gamma), dIn = norm == 1 ? d.Up(xf) : d.Up(xb), dS = d.Up(sumsq);
+        ulong ds = d.Up(slot), dp = d.Up(pos), di = d.Up(inv);
+        long cacheBytes = (long)slots * nkv * maxCtx * hd * 2;
+        ulong qA = d.Poisoned((long)B * n * 2), kA = d.Poisoned(cacheBytes), vA = d.Poisoned(cacheBytes);
+        ulong qB = d.Poisoned((long)B * n * 2), kB = d.Poisoned(cacheBytes), vB = d.Poisoned(cacheBytes);
+        int grid = Math.Min((n / r + 3) / 4, 5); // warps stride over the row groups
+        d.Run($"gemv_b{B}_n{norm}_e0_r{r}", (grid, 1, 1), 128, 0, dW, dB, n, k, dIn, dG, dS, 1e-5f, qA, 0UL);
+        d.Run("rope_kv", (B, 1, 1), 256, 0, qA, 0UL, ds, dp, di, kA, vA, nh, nkv, hd, maxCtx, 1);
+        d.Run($"gemv_qkv_b{B}_n{norm}_r{r}", (grid, 1, 1), 128, 0, dW, dB, n, k, dIn, dG, dS, 1e-5f, qB, 0UL, ds, dp, di, kB, vB, nh, nkv, hd, maxCtx);
+        var a = d.Down<ushort>(qA, B * n);
+        var b2 = d.Down<ushort>(qB, B * n);
+        for (int b = 0; b < B; b++)
+            Assert.True(a.AsSpan(b * n, nh * hd).SequenceEqual(b2.AsSpan(b * n, nh * hd)), $"q of sequence {b}");
+        foreach (var (x, y, what) in new[] { (kA, kB, "k"), (vA, vB, "v") })
+        {
+            var ca = d.Down<ushort>(x, (int)(cacheBytes / 2));
+            var cb = d.Down<ushort>(y, (int)(cacheBytes / 2));
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < nkv; h++)
+                {
+                    int at = ((slot[b] * nkv + h) * maxCtx + pos[b]) * hd;
+                    Assert.True(ca.AsSpan(at, hd).SequenceEqual(cb.AsSpan(at, hd)), $"{what} of sequence {b}, head {h}");
+                    Assert.DoesNotContain((ushort)0xFFFF, cb.AsSpan(at, hd).ToArray());
+                }
+        }
+
+        output.WriteLine($"fused q/k/v B={B} norm={norm} r={r} hd={hd} nh={nh} nkv={nkv}: identical to gemv + rope_kv");
+    }
+
     /// <summary>Prefill (tensor-core) and per-token attention kernels against a CPU reference, causal, GQA, with and without a window.</summary>
     [GpuTheory]
     [InlineData(64, 100, 37, 4, 2, 0)]
@@ -301,7 +404,8 @@ public class CudaEngineKernelTests(ITestOutputHelper output)
         ulong dq = d.Up(qkv), dk = d.Up(kc), dv = d.Up(vc);
         float scale = 1f / MathF.Sqrt(hd);
         ulong o1 = d.Poisoned((long)tq * nh * hd * 2), o2 = d.Poisoned((long)tq * nh * hd * 2), o3 = d.Poisoned((long)tq * nh * hd * 2);
-        d.Run($"attn_prefill_hd{hd}", ((tq + 63) / 64, nh, 1), 128, 0, dq, dk, dv, o1, tq, q0, slot, nh, nkv, maxCtx, window, scale);
+        int smem = CudaLlamaEngine.PrefillAttentionSharedBytes(d.Module.Function($"attn_prefill_hd{hd}"), hd);
+        d.Run($"attn_prefill_hd{hd}", ((tq + 63) / 64, nh, 1), 128, smem, dq, dk, dv, o1, tq, q0, slot, nh, nkv, maxCtx, window, scale);
         d.Run($"attn_prefill_v1_hd{hd}", ((tq + 63) / 64, nh, 1), 128, 0, dq, dk, dv, o3, tq, q0, slot, nh, nkv, maxCtx, window, scale);
         var slotIds = Enumerable.Repeat(slot, tq).ToArray();
         var pos = Enumerable.Range(q0, tq).ToArray();
