@@ -25,6 +25,19 @@ __device__ __forceinline__ void pdl_trigger() {
 // blocks of the same grid wrote).
 __device__ __forceinline__ float ld_f(const float* p) { float v; asm volatile("ld.global.f32 %0, [%1];" : "=f"(v) : "l"(p)); return v; }
 __device__ __forceinline__ float ld_cg(const float* p) { float v; asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p)); return v; }
+__device__ __forceinline__ u16 ld_cg_h(const u16* p) { u16 v; asm volatile("ld.global.cg.u16 %0, [%1];" : "=h"(v) : "l"(p)); return v; }
+__device__ __forceinline__ uint4 ld_cg_u4(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ float4 ld_cg_f4(const float* p) {
+    float4 v;
+    asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ float ld_cg_f(const float* p) { float v; asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p)); return v; }
+__device__ __forceinline__ int ld_cg_i(const int* p) { int v; asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p)); return v; }
 __device__ __forceinline__ int ld_i(const int* p) { int v; asm volatile("ld.global.s32 %0, [%1];" : "=r"(v) : "l"(p)); return v; }
 __device__ __forceinline__ u16 ld_h(const u16* p) { u16 v; asm volatile("ld.global.u16 %0, [%1];" : "=h"(v) : "l"(p)); return v; }
 __device__ __forceinline__ float4 ld_f4(const float* p) {
@@ -40,12 +53,26 @@ __device__ __forceinline__ uint4 ld_u4(const void* p) {
 
 // One RoPE rotation of the pair (x1, x2) at angle pos * invf, rounded to bf16. Shared by rope_kv and the fused q/k/v
 // GEMV epilogue with explicit roundings (no contraction choices left to the compiler), so both give the same bits.
-__device__ __forceinline__ void rope_pair(float x1, float x2, int pos, float invf, u16& r1, u16& r2) {
+__device__ __forceinline__ float2 rope_cs(int pos, float invf) {
     float ang = __fmul_rn((float)pos, invf);
     float c, sn;
     sincosf(ang, &sn, &c);   // full-range (not fast-math): within an ulp or two of the CPU's double-rounded value
-    r1 = f2bf(__fmaf_rn(x1, c, -__fmul_rn(x2, sn)));
-    r2 = f2bf(__fmaf_rn(x2, c, __fmul_rn(x1, sn)));
+    return make_float2(c, sn);
+}
+__device__ __forceinline__ void rope_rotate(float x1, float x2, float2 cs, u16& r1, u16& r2) {
+    r1 = f2bf(__fmaf_rn(x1, cs.x, -__fmul_rn(x2, cs.y)));
+    r2 = f2bf(__fmaf_rn(x2, cs.x, __fmul_rn(x1, cs.y)));
+}
+__device__ __forceinline__ void rope_pair(float x1, float x2, int pos, float invf, u16& r1, u16& r2) {
+    rope_rotate(x1, x2, rope_cs(pos, invf), r1, r2);
+}
+
+// (cos, sin) of every (token, frequency) of a prefill, once for all layers and heads: cs[t * half + d].
+extern "C" __global__ void rope_table(const int* __restrict__ pos, const float* __restrict__ invf, float2* __restrict__ cs, int T, int half) {
+    for (i64 i = global_index(); i < (i64)T * half; i += global_stride()) {
+        int t = (int)(i / half), d = (int)(i - (i64)t * half);
+        cs[i] = rope_cs(pos[t], invf[d]);
+    }
 }
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + __expf(-g)); }
@@ -73,10 +100,13 @@ extern "C" __global__ void embed(const int* tokens, const u16* __restrict__ tabl
     int t = blockIdx.x;
     const u16* row = table + (i64)ld_i(tokens + t) * H;
     float s = 0.f;
-    for (int i = threadIdx.x; i < H; i += blockDim.x) {
-        float v = bf2f(row[i]);
-        x[(i64)t * H + i] = v;
-        s += v * v;
+    for (int i = threadIdx.x * 8; i < H; i += blockDim.x * 8) {   // (H % 8 == 0)
+        float f[8];
+        bf8_to_f(*(const uint4*)(row + i), f);
+        *(float4*)(x + (i64)t * H + i) = make_float4(f[0], f[1], f[2], f[3]);
+        *(float4*)(x + (i64)t * H + i + 4) = make_float4(f[4], f[5], f[6], f[7]);
+#pragma unroll
+        for (int e = 0; e < 8; e++) s += f[e] * f[e];
     }
     s = block_reduce(s, sh, false);
     if (threadIdx.x == 0 && sumsq) sumsq[t] = s;
@@ -336,10 +366,11 @@ GEMV_MULTI(4)
 // ---------------------------------------------------------------------------------------------------------------
 // RoPE on q and k of each token in place (qkv bf16 [T, (nh + 2 nkv) hd], after an optional bias add), then the
 // token's k and v written to the KV cache at (slot[t], pos[t]). Cache: bf16 [slots][nkv][maxCtx][hd] for this layer.
-// layout 0 = rotate-half, 1 = interleaved pairs. grid T, block 256.
+// layout 0 = rotate-half, 1 = interleaved pairs; cs: rope_table's (cos, sin) of these tokens, or null (computed here).
+// grid T, block 256.
 extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict__ bias, const int* slot, const int* pos,
                                    const float* __restrict__ invf, u16* __restrict__ kc, u16* __restrict__ vc, int nh, int nkv, int hd,
-                                   int maxCtx, int layout) {
+                                   int maxCtx, int layout, const float2* __restrict__ cs) {
     pdl_wait();
     pdl_trigger();
     int t = blockIdx.x;
@@ -347,6 +378,46 @@ extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict_
     u16* row = qkv + (i64)t * qkvDim;
     int p = ld_i(pos + t), s = ld_i(slot + t);
     int half = hd >> 1;
+    if (layout == 1 && (hd & 7) == 0) {
+        // interleaved pairs (the engine's layout), 8 elements = 4 pairs a thread, 16-byte loads and stores
+        for (int i = threadIdx.x; i < (nh + nkv) * hd / 8; i += blockDim.x) {
+            int e0 = i * 8, head = e0 / hd, j = e0 - head * hd;
+            float f[8];
+            bf8_to_f(*(const uint4*)(row + e0), f);
+            if (bias) {
+                float b8[8];
+                bf8_to_f(*(const uint4*)(bias + e0), b8);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] += b8[e];
+            }
+            u16 r[8];
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                int d = (j >> 1) + k;
+                rope_rotate(f[2 * k], f[2 * k + 1], cs ? cs[(i64)t * half + d] : rope_cs(p, invf[d]), r[2 * k], r[2 * k + 1]);
+            }
+            uint4 o = make_uint4((u32)r[0] | ((u32)r[1] << 16), (u32)r[2] | ((u32)r[3] << 16), (u32)r[4] | ((u32)r[5] << 16), (u32)r[6] | ((u32)r[7] << 16));
+            *(uint4*)(row + e0) = o;
+            if (head >= nh) *(uint4*)(kc + (((i64)s * nkv + head - nh) * maxCtx + p) * hd + j) = o;
+        }
+        int vo8 = (nh + nkv) * hd;
+        for (int i = threadIdx.x; i < nkv * hd / 8; i += blockDim.x) {
+            int e0 = i * 8, kh = e0 / hd, d = e0 - kh * hd;
+            uint4 v = *(const uint4*)(row + vo8 + e0);
+            if (bias) {
+                float f[8], b8[8];
+                bf8_to_f(v, f);
+                bf8_to_f(*(const uint4*)(bias + vo8 + e0), b8);
+                u16 r[8];
+#pragma unroll
+                for (int e = 0; e < 8; e++) r[e] = f2bf(f[e] + b8[e]);
+                v = make_uint4((u32)r[0] | ((u32)r[1] << 16), (u32)r[2] | ((u32)r[3] << 16), (u32)r[4] | ((u32)r[5] << 16), (u32)r[6] | ((u32)r[7] << 16));
+                *(uint4*)(row + vo8 + e0) = v;
+            }
+            *(uint4*)(vc + (((i64)s * nkv + kh) * maxCtx + p) * hd + d) = v;
+        }
+        return;
+    }
     int pairs = (nh + nkv) * half;
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
         int head = i / half, d = i - head * half;
@@ -356,7 +427,7 @@ extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict_
         float x1 = bf2f(row[o + i1]), x2 = bf2f(row[o + i2]);
         if (bias) { x1 += bf2f(bias[o + i1]); x2 += bf2f(bias[o + i2]); }
         u16 r1, r2;
-        rope_pair(x1, x2, p, invf[d], r1, r2);
+        rope_rotate(x1, x2, cs ? cs[(i64)t * half + d] : rope_cs(p, invf[d]), r1, r2);
         row[o + i1] = r1;
         row[o + i2] = r2;
         if (head >= nh) {
@@ -377,39 +448,39 @@ extern "C" __global__ void rope_kv(u16* __restrict__ qkv, const u16* __restrict_
 
 // ---------------------------------------------------------------------------------------------------------------
 // Attention of one token and one query head against its sequence's cache (positions start..pos, start from the
-// sliding window, 0 = none). Works for decode and for any mix; grid (T, nh), block 128, dynamic shared memory
-// (maxCtx + 8 * hd + hd) floats. out bf16 [T, nh * hd].
-template <int HD>
+// sliding window, 0 = none). Works for decode and for any mix; grid (T, nh), block NT, dynamic shared memory
+// (hd + (NT / (hd / 8)) * hd + maxCtx) floats. out bf16 [T, nh * hd]. q and the cache are read at L2 (ld.global.cg):
+// the persistent decode kernel calls this after other blocks of the same grid wrote them.
+template <int HD, int NT>
 __device__ __forceinline__ void attn_token_impl(const u16* qkv, const u16* kc, const u16* vc, u16* __restrict__ out, const int* slot, const int* pos,
-                                                int nh, int nkv, int maxCtx, int window, float scale) {
-    pdl_wait();
-    pdl_trigger();
-    extern __shared__ float smem[];
+                                                int nh, int nkv, int maxCtx, int window, float scale, int t, int h, float* smem) {
     __shared__ float red[33];
     constexpr int TPP = HD / 8;        // threads per position in the value pass
-    constexpr int G = 128 / TPP;       // position groups
+    constexpr int G = NT / TPP;        // position groups
     float* q = smem;                   // [HD]
     float* acc = smem + HD;            // [G][HD]
     float* sc = smem + HD + G * HD;    // [positions]
-    int t = blockIdx.x, h = blockIdx.y;
     int kvh = h / (nh / nkv);
     int qkvDim = (nh + 2 * nkv) * HD;
     int p = ld_i(pos + t), s = ld_i(slot + t);
     int start = window > 0 ? max(0, p - window + 1) : 0;
     int n = p - start + 1;
     const u16* qr = qkv + (i64)t * qkvDim + h * HD;
-    for (int i = threadIdx.x; i < HD; i += 128) q[i] = bf2f(ld_h(qr + i)) * scale;
+    for (int i = threadIdx.x; i < HD; i += NT) q[i] = bf2f(ld_cg_h(qr + i)) * scale;
     __syncthreads();
     const u16* kb = kc + (((i64)s * nkv + kvh) * maxCtx + start) * HD;
     const u16* vb = vc + (((i64)s * nkv + kvh) * maxCtx + start) * HD;
     float mx = NEG_INF;
-    for (int j = threadIdx.x; j < n; j += 128) {
+    for (int j = threadIdx.x; j < n; j += NT) {
         const uint4* kr = (const uint4*)(kb + (i64)j * HD);
+        uint4 kv[HD / 8];
+#pragma unroll
+        for (int c = 0; c < HD / 8; c++) kv[c] = ld_cg_u4(kr + c);
         float d = 0.f;
 #pragma unroll
         for (int c = 0; c < HD / 8; c++) {
             float f[8];
-            bf8_to_f(ld_u4(kr + c), f);
+            bf8_to_f(kv[c], f);
 #pragma unroll
             for (int e = 0; e < 8; e++) d = fmaf(f[e], q[c * 8 + e], d);
         }
@@ -418,7 +489,7 @@ __device__ __forceinline__ void attn_token_impl(const u16* qkv, const u16* kc, c
     }
     mx = block_reduce(mx, red, true);
     float sum = 0.f;
-    for (int j = threadIdx.x; j < n; j += 128) {
+    for (int j = threadIdx.x; j < n; j += NT) {
         float e = __expf(sc[j] - mx);
         sc[j] = e;
         sum += e;
@@ -428,9 +499,23 @@ __device__ __forceinline__ void attn_token_impl(const u16* qkv, const u16* kc, c
     float a[8];
 #pragma unroll
     for (int e = 0; e < 8; e++) a[e] = 0.f;
-    for (int j = g; j < n; j += G) {
+    int j = g;
+    for (; j + 3 * G < n; j += 4 * G) {   // four positions' loads in flight
+        uint4 v4[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) v4[u] = ld_cg_u4(vb + (i64)(j + u * G) * HD + c * 8);
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            float f[8];
+            bf8_to_f(v4[u], f);
+            float w = sc[j + u * G];
+#pragma unroll
+            for (int e = 0; e < 8; e++) a[e] = fmaf(w, f[e], a[e]);
+        }
+    }
+    for (; j < n; j += G) {
         float f[8];
-        bf8_to_f(ld_u4(vb + (i64)j * HD + c * 8), f);
+        bf8_to_f(ld_cg_u4(vb + (i64)j * HD + c * 8), f);
         float w = sc[j];
 #pragma unroll
         for (int e = 0; e < 8; e++) a[e] = fmaf(w, f[e], a[e]);
@@ -439,7 +524,7 @@ __device__ __forceinline__ void attn_token_impl(const u16* qkv, const u16* kc, c
     for (int e = 0; e < 8; e++) acc[g * HD + c * 8 + e] = a[e];
     __syncthreads();
     float inv = 1.f / sum;
-    for (int d = threadIdx.x; d < HD; d += 128) {
+    for (int d = threadIdx.x; d < HD; d += NT) {
         float v = 0.f;
 #pragma unroll
         for (int gg = 0; gg < G; gg++) v += acc[gg * HD + d];
@@ -449,7 +534,8 @@ __device__ __forceinline__ void attn_token_impl(const u16* qkv, const u16* kc, c
 #define ATTN_TOKEN(HD)                                                                                                         \
     extern "C" __global__ void __launch_bounds__(128) attn_token_hd##HD(const u16* qkv, const u16* kc, const u16* vc, u16* out, \
         const int* slot, const int* pos, int nh, int nkv, int maxCtx, int window, float scale) {                               \
-        attn_token_impl<HD>(qkv, kc, vc, out, slot, pos, nh, nkv, maxCtx, window, scale);                                      \
+        extern __shared__ float attn_smem[];                                                                                   \
+        attn_token_impl<HD, 128>(qkv, kc, vc, out, slot, pos, nh, nkv, maxCtx, window, scale, blockIdx.x, blockIdx.y, attn_smem); \
     }
 ATTN_TOKEN(64)
 ATTN_TOKEN(128)
@@ -488,7 +574,9 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
     int gq = lane >> 2, tq = lane & 3;
     int h = blockIdx.y, kvh = h / (nh / nkv);
     int qkvDim = (nh + 2 * nkv) * HD;
-    int rowBase = blockIdx.x * 64 + warp * 16;    // first query row of this warp (chunk-relative)
+    // query tiles in reverse order: the causally longest tiles start first, the short ones fill the last wave
+    int qt = gridDim.x - 1 - blockIdx.x;
+    int rowBase = qt * 64 + warp * 16;            // first query row of this warp (chunk-relative)
     int ra = rowBase + gq, rb = rowBase + gq + 8;
     int pa = q0 + ra, pb = q0 + rb;               // their positions
     // Q fragments (scaled by softmax scale * log2 e so exp2 can be used)
@@ -510,9 +598,9 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
 #pragma unroll
     for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     float ma = NEG_INF, mb = NEG_INF, la = 0.f, lb = 0.f;
-    int lastRow = min(Tq - 1, blockIdx.x * 64 + 63);
+    int lastRow = min(Tq - 1, qt * 64 + 63);
     int pmax = q0 + lastRow;                                    // largest position any query of the block sees
-    int pminStart = window > 0 ? max(0, q0 + blockIdx.x * 64 - window + 1) : 0;
+    int pminStart = window > 0 ? max(0, q0 + qt * 64 - window + 1) : 0;
     const u16* kbase = kc + ((i64)slot * nkv + kvh) * maxCtx * HD;
     const u16* vbase = vc + ((i64)slot * nkv + kvh) * maxCtx * HD;
     int kStart = (pminStart / 64) * 64, nTiles = (pmax - kStart) / 64 + 1;
@@ -544,12 +632,14 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-            const u16* kr = Ks + (j * 8 + gq) * KS + tq * 2;
 #pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                u32 b0 = *(const u32*)(kr + kk * 16);
-                u32 b1 = *(const u32*)(kr + kk * 16 + 8);
+            for (int kk = 0; kk < HD / 16; kk += 2) {
+                // x4: lane L addresses key j*8 + (L & 7), dims kk*16 + (L >> 3)*8: registers (b0, b1) of step kk, then of kk + 1
+                u32 addr = smem_u32(Ks + (j * 8 + (lane & 7)) * KS + kk * 16 + (lane >> 3) * 8);
+                u32 b0, b1, b2, b3;
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
                 mma_bf16(s[j], qf[kk], b0, b1);
+                mma_bf16(s[j], qf[kk + 1], b2, b3);
             }
         }
         // mask and online softmax (rows ra: s[j][0..1], rb: s[j][2..3])
@@ -854,3 +944,395 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Batch-1 decode step as one persistent kernel (one launch per token; grid = one block of 512 threads per
+// multiprocessor, all resident). Per layer five phases separated by grid barriers:
+//   qkv    input x normalised in shared memory (sum of squares from the staged x: same bits every run), fused
+//          q/k/v GEMV, RoPE on adjacent q/k pairs, k/v to the cache
+//   attn   blocks h < nh: attention of head h; the other blocks pull the o-projection weights into L2 meanwhile
+//   o      GEMV from the staged attention output, x += ...
+//   gateup GEMV from the staged normalised x, silu(gate) * up -> act
+//   down   GEMV from the staged act, x += ...
+// then the final norm + lm_head GEMV (each warp keeps its best logit) and a last barrier after which block 0 picks
+// the token and advances the decode state (tokens, pos, out[count], count). Before every barrier each warp issues
+// its first weight loads of the next phase, so the memory pipe stays busy across phase boundaries.
+// Data written by other blocks in this launch is read at L2 (ld.global.cg); weights through the read-only path.
+#define MK_NT 512
+#define MK_W (MK_NT / 32)
+
+struct MkLayer {
+    const u16 *attnNorm, *wqkv, *bqkv, *wo, *bo, *mlpNorm, *wgu, *bgu, *wdown, *bdown;
+};
+
+// Keep in sync with CudaLlamaEngine.MkArgs (C#): 8-byte fields first, then 4-byte fields.
+struct MkArgs {
+    const MkLayer* layers;
+    const u16* emb;
+    const u16* finalNorm;
+    const u16* out;
+    const float* invf;
+    u16* kc;            // layer 0 of the cache; layer l at + l * layerElems
+    u16* vc;
+    float* x;
+    u16* qkv;
+    u16* attn;
+    u16* act;
+    float* logits;
+    int* tokens;
+    int* slot;
+    int* pos;
+    int* outIds;
+    int* count;
+    u64* bar;           // grid-barrier arrival count (grows by gridDim.x per barrier)
+    float* candV;       // [gridDim.x] best logit of each block
+    int* candI;
+    u64* trace;         // [2 * phases]: block 0's %globaltimer when it reaches and when it leaves each barrier
+    i64 layerElems;
+    int L, H, I, V, nh, nkv, hd, maxCtx, window;
+    float eps, scale;
+    int flags;          // MK_ONE_PASS_ATTN: one-pass attention; MK_PREFETCH_O: idle blocks pull the o weights into L2 during attention
+};
+#define MK_ONE_PASS_ATTN 1
+#define MK_PREFETCH_O 2
+
+__device__ __forceinline__ u64 globaltimer() {
+    u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+// Grid barrier (all blocks resident): bar is a 64-bit arrival count that only grows; the k-th barrier of a launch
+// is passed once it reaches base + (k + 1) * gridDim.x (base: the count when the launch began, a multiple of the
+// grid). Every block polls the count itself: no reset and no separate release write.
+// Block 0 records when it arrives and when it leaves (trace[2k], trace[2k + 1]).
+__device__ __forceinline__ u64 ld_acquire_u64(const u64* p) {
+    u64 v;
+    asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        if (blockIdx.x == 0) trace[2 * k] = globaltimer();
+        u64 target = base + (u64)(k + 1) * gridDim.x;
+        __threadfence();   // (the block's writes, ordered before this thread's by the __syncthreads above)
+        asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(bar) : "memory");
+        // a block that never arrives would hang the device: give up after 2 s with a launch error instead
+        u64 t0 = globaltimer();
+        for (unsigned spin = 1; ld_acquire_u64(bar) < target; spin++)
+            if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull) asm volatile("trap;");
+        if (blockIdx.x == 0) trace[2 * k + 1] = globaltimer();
+    }
+    k++;
+    __syncthreads();
+}
+
+// The first batch of a warp's row group of a GEMV phase (rows [row0, row0 + R), chunks c0 + 32 u) into registers.
+template <int R>
+__device__ __forceinline__ void mk_load(uint4 (&wb)[8], const u16* __restrict__ W, int row0, int N, int K, int c0) {
+    constexpr int U = 8 / R;
+    int chunks = K >> 3;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        int c = c0 + u * 32;
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            wb[r * U + u] = c < chunks ? ldg_stream((const uint4*)(W + (i64)min(row0 + r, N - 1) * K + (i64)c * 8)) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+// Warps per block that take part in a GEMV phase of `groups` row groups: the most (down to half) that leave no
+// partly used last round (3072 q/k/v row pairs over 132 x 16 warps would leave 27% of the second round idle).
+__device__ __forceinline__ int mk_active_warps(int groups) {
+    int best = MK_W;
+    float bestEff = 0.f;
+    for (int aw = MK_W; aw >= MK_W / 2; aw--) {
+        int warps = gridDim.x * aw, rounds = (groups + warps - 1) / warps;
+        float eff = (float)groups / ((float)rounds * warps);
+        if (eff > bestEff + 0.01f) { bestEff = eff; best = aw; }
+    }
+    return best;
+}
+
+// Before a barrier: the first batch of the warp's first row group of the next phase into registers, so memory stays
+// busy while the grid waits and stages its input. (Measured and dropped, bench/notes/cuda-engine.md: pulling the whole
+// first group into L2 as well, run 9; streaming the weights through a 3-stage cp.async buffer in shared memory, run 11.)
+template <int R>
+__device__ __forceinline__ void mk_preload(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
+    int warp = threadIdx.x >> 5;
+    int aw = mk_active_warps((N + R - 1) / R);
+    int grp = blockIdx.x * aw + warp;
+    if (warp < aw && grp * R < N) mk_load<R>(wb, W, grp * R, N, K, threadIdx.x & 31);
+}
+
+// Stage x (float, from global or, for layer 0, the embedding row) normalised: s[i] = x[i] * rsqrt(mean(x^2) + eps) * g[i].
+__device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow, float* xg_out, const u16* __restrict__ g, float* s, int H,
+                                              float eps, float* red) {
+    float sq = 0.f;
+    for (int i = threadIdx.x * 4; i < H; i += MK_NT * 4) {
+        float4 v;
+        if (embRow) {
+            uint2 e = *(const uint2*)(embRow + i);
+            v = make_float4(__uint_as_float(e.x << 16), __uint_as_float(e.x & 0xffff0000u), __uint_as_float(e.y << 16), __uint_as_float(e.y & 0xffff0000u));
+            if (xg_out) *(float4*)(xg_out + i) = v;
+        } else {
+            v = ld_cg_f4(xg + i);
+        }
+        *(float4*)(s + i) = v;
+        sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    sq = block_reduce(sq, red, false);
+    float rs = rsqrtf(sq / (float)H + eps);
+    for (int i = threadIdx.x; i < H; i += MK_NT) s[i] = s[i] * rs * bf2f(g[i]);
+    __syncthreads();
+}
+
+__device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
+    for (int i = threadIdx.x * 8; i < K; i += MK_NT * 8) *(uint4*)(s + i) = ld_cg_u4(src + i);
+    __syncthreads();
+}
+
+// One GEMV phase: warps stride over groups of R rows; wb holds the first batch of the warp's first group.
+// INF: the staged input is float (normalised x), else bf16.
+template <int R, int EPI, int INF>
+__device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K, const void* sIn,
+                                        const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI) {
+    constexpr int U = 8 / R;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int groups = (N + R - 1) / R, chunks = K >> 3;
+    int aw = mk_active_warps(groups);
+    if (warp >= aw) return;
+    bool first = true;
+    for (int grp = blockIdx.x * aw + warp; grp < groups; grp += gridDim.x * aw) {
+        int row0 = grp * R;
+        float acc[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = 0.f;
+        if (!first) mk_load<R>(wb, W, row0, N, K, lane);
+        first = false;
+        for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+            if (c0 != lane) mk_load<R>(wb, W, row0, N, K, c0);
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int c = c0 + u * 32;
+                if (c >= chunks) break;
+                float xv[8];
+                if (INF) {
+                    float4 x0 = ((const float4*)sIn)[2 * c], x1 = ((const float4*)sIn)[2 * c + 1];
+                    xv[0] = x0.x; xv[1] = x0.y; xv[2] = x0.z; xv[3] = x0.w; xv[4] = x1.x; xv[5] = x1.y; xv[6] = x1.z; xv[7] = x1.w;
+                } else {
+                    bf8_to_f(((const uint4*)sIn)[c], xv);
+                }
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    float wf[8];
+                    bf8_to_f(wb[r * U + u], wf);
+                    float s = acc[r];
+#pragma unroll
+                    for (int j = 0; j < 8; j++) s = fmaf(wf[j], xv[j], s);
+                    acc[r] = s;
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
+        if (lane != 0) continue;
+        if (EPI == EPI_QKV) {
+            int n = row0;
+            float x1 = bf2f(f2bf(acc[0] + (bias ? bf2f(bias[n]) : 0.f)));
+            float x2 = bf2f(f2bf(acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[n + 1]) : 0.f)));
+            int head = n / a.hd, i = n - head * a.hd;
+            u16 r1, r2;
+            if (head < a.nh + a.nkv) rope_pair(x1, x2, p, a.invf[i >> 1], r1, r2);
+            else { r1 = f2bf(x1); r2 = f2bf(x2); }
+            u32 pair = (u32)r1 | ((u32)r2 << 16);
+            if (head < a.nh) {
+                *(u32*)(a.qkv + n) = pair;
+            } else {
+                bool isK = head < a.nh + a.nkv;
+                int kh = isK ? head - a.nh : head - a.nh - a.nkv;
+                u16* c = (isK ? a.kc : a.vc) + (i64)layer * a.layerElems + (((i64)slot * a.nkv + kh) * a.maxCtx + p) * a.hd + i;
+                *(u32*)c = pair;
+            }
+        } else if (EPI == EPI_SILU) {
+            float g = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
+            float u = acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[row0 + 1]) : 0.f);
+            a.act[row0 >> 1] = f2bf(silu(g) * u);
+        } else if (EPI == EPI_ADD) {
+            float* xp = a.x + row0;
+            float v = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
+            *xp = ld_cg_f(xp) + v;
+        } else {   // EPI_F32: logits, and the warp's best (largest, lowest index on ties; NaN never wins)
+            float v = acc[0];
+            a.logits[row0] = v;
+            if (v > bestV || (v == bestV && row0 < bestI)) { bestV = v; bestI = row0; }
+        }
+    }
+}
+
+// One-pass attention of head h (online softmax): TPP = HD / 8 threads per position, each with 8 dimensions of q, k
+// and v; G = MK_NT / TPP positions at a time, P of them per thread per round with all their k and v loads in flight.
+// The G partial results (max, sum, 8 dims of the weighted v per thread) are combined through shared memory.
+template <int HD>
+__device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, int p, int slot, float* sm) {
+    constexpr int TPP = HD / 8, G = MK_NT / TPP, P = 4;
+    float* gm = sm;                 // [G] max of each group
+    float* gl = sm + G;             // [G] sum of each group
+    float* gacc = sm + 2 * G;       // [G][HD]
+    int g = threadIdx.x / TPP, c = threadIdx.x % TPP;
+    int kvh = h / (a.nh / a.nkv);
+    int start = a.window > 0 ? max(0, p - a.window + 1) : 0;
+    int n = p - start + 1;
+    float q[8];
+    bf8_to_f(ld_cg_u4(a.qkv + h * HD + c * 8), q);
+#pragma unroll
+    for (int e = 0; e < 8; e++) q[e] *= a.scale;
+    i64 lo = (i64)l * a.layerElems + (((i64)slot * a.nkv + kvh) * a.maxCtx + start) * HD + c * 8;
+    const u16* kb = a.kc + lo;
+    const u16* vb = a.vc + lo;
+    float m = NEG_INF, sum = 0.f, acc[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = 0.f;
+    for (int jb = 0; jb < n; jb += G * P) {   // (the same trip count in every lane: the shuffles below take the whole warp)
+        int j0 = jb + g;
+        uint4 kv[P], vv[P];
+#pragma unroll
+        for (int u = 0; u < P; u++) {
+            int j = j0 + u * G;
+            bool ok = j < n;
+            kv[u] = ok ? ld_cg_u4(kb + (i64)j * HD) : make_uint4(0, 0, 0, 0);
+            vv[u] = ok ? ld_cg_u4(vb + (i64)j * HD) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < P; u++) {
+            float f[8];
+            bf8_to_f(kv[u], f);
+            float d = 0.f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) d = fmaf(f[e], q[e], d);
+#pragma unroll
+            for (int o = TPP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            if (j0 + u * G >= n) continue;   // (uniform within the TPP threads of a position)
+            float mn = fmaxf(m, d), sc = __expf(m - mn), w = __expf(d - mn);
+            bf8_to_f(vv[u], f);
+            sum = sum * sc + w;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] = fmaf(w, f[e], acc[e] * sc);
+            m = mn;
+        }
+    }
+    if (c == 0) { gm[g] = m; gl[g] = sum; }
+#pragma unroll
+    for (int e = 0; e < 8; e++) gacc[g * HD + c * 8 + e] = acc[e];
+    __syncthreads();
+    for (int d = threadIdx.x; d < HD; d += MK_NT) {
+        float M = NEG_INF;
+        for (int k = 0; k < G; k++) M = fmaxf(M, gm[k]);
+        float tot = 0.f, v = 0.f;
+        for (int k = 0; k < G; k++) {
+            float w = gm[k] == NEG_INF ? 0.f : __expf(gm[k] - M);
+            tot += w * gl[k];
+            v += w * gacc[k * HD + d];
+        }
+        a.attn[h * HD + d] = f2bf(v / tot);
+    }
+    __syncthreads();
+}
+
+template <int HD>
+__device__ __forceinline__ void mk_decode(const MkArgs& a) {
+    extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch
+    __shared__ float red[33];
+    __shared__ float bv[MK_W];
+    __shared__ int bi[MK_W];
+    u64 gen = 0;   // (thread 0) the arrival count when this launch began
+    int tk = 0;
+    if (threadIdx.x == 0) gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
+    int tok = ld_i(a.tokens), p = ld_i(a.pos), slot = ld_i(a.slot);
+    int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
+    float bestV = NEG_INF;
+    int bestI = 0x7fffffff;
+    uint4 wb[8];
+    mk_preload<2>(wb, a.layers[0].wqkv, QKV, H);
+    for (int l = 0; l < a.L; l++) {
+        const MkLayer& w = a.layers[l];
+        // qkv
+        mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, mk_smem, H, a.eps, red);
+        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_sync(a.bar, gen, a.trace, tk);
+        // attention, one block per head; the other blocks pull the o weights into L2 meanwhile (splitting each head's
+        // positions over four blocks instead was slower: the o weights then came from memory, run 9)
+        if ((int)blockIdx.x < a.nh) {
+            for (int h = blockIdx.x; h < a.nh; h += gridDim.x) {
+                if (a.flags & MK_ONE_PASS_ATTN) mk_attn_one_pass<HD>(a, l, h, p, slot, mk_smem);
+                else attn_token_impl<HD, MK_NT>(a.qkv, a.kc + (i64)l * a.layerElems, a.vc + (i64)l * a.layerElems, a.attn, a.slot, a.pos,
+                                                a.nh, a.nkv, a.maxCtx, a.window, a.scale, 0, h, mk_smem);
+                __syncthreads();
+            }
+        } else if (a.flags & MK_PREFETCH_O) {
+            i64 lines = (i64)H * QD * 2 / 128;
+            int helpers = gridDim.x - a.nh;
+            for (i64 i = (i64)(blockIdx.x - a.nh) * MK_NT + threadIdx.x; i < lines; i += (i64)helpers * MK_NT)
+                asm volatile("prefetch.global.L2 [%0];" :: "l"((const char*)w.wo + i * 128));
+        }
+        mk_preload<1>(wb, w.wo, H, QD);
+        mk_sync(a.bar, gen, a.trace, tk);
+        // o
+        mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
+        mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_preload<2>(wb, w.wgu, 2 * I, H);
+        mk_sync(a.bar, gen, a.trace, tk);
+        // gate/up
+        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, mk_smem, H, a.eps, red);
+        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_preload<1>(wb, w.wdown, H, I);
+        mk_sync(a.bar, gen, a.trace, tk);
+        // down
+        mk_stage_bf16(a.act, (u16*)mk_smem, I);
+        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI);
+        if (l + 1 < a.L) mk_preload<2>(wb, a.layers[l + 1].wqkv, QKV, H);
+        else mk_preload<1>(wb, a.out, a.V, H);
+        mk_sync(a.bar, gen, a.trace, tk);
+    }
+    // final norm + lm_head + this block's best
+    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, mk_smem, H, a.eps, red);
+    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane == 0) { bv[warp] = bestV; bi[warp] = bestI; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float v = bv[0];
+        int ix = bi[0];
+        for (int k = 1; k < MK_W; k++)
+            if (bv[k] > v || (bv[k] == v && bi[k] < ix)) { v = bv[k]; ix = bi[k]; }
+        a.candV[blockIdx.x] = v;
+        a.candI[blockIdx.x] = ix;
+    }
+    mk_sync(a.bar, gen, a.trace, tk);
+    if (blockIdx.x == 0 && warp == 0) {
+        float v = NEG_INF;
+        int ix = 0x7fffffff;
+        for (int k = lane; k < (int)gridDim.x; k += 32) {
+            float cv = ld_cg(a.candV + k);
+            int ci = ld_cg_i(a.candI + k);
+            if (cv > v || (cv == v && ci < ix)) { v = cv; ix = ci; }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, v, o);
+            int oi = __shfl_xor_sync(0xffffffffu, ix, o);
+            if (ov > v || (ov == v && oi < ix)) { v = ov; ix = oi; }
+        }
+        if (lane == 0) {
+            if (ix == 0x7fffffff) ix = 0;
+            a.tokens[0] = ix;
+            a.pos[0] = p + 1;
+            int c = ld_i(a.count);
+            a.outIds[c] = ix;
+            a.count[0] = c + 1;
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(MK_NT, 1) decode_b1_hd128(const MkArgs* a) { mk_decode<128>(*a); }
+extern "C" __global__ void __launch_bounds__(MK_NT, 1) decode_b1_hd64(const MkArgs* a) { mk_decode<64>(*a); }

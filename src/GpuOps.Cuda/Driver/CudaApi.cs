@@ -162,6 +162,7 @@ public static unsafe partial class CudaApi
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuFuncGetAttribute(int* value, int attribute, IntPtr function);
+    [LibraryImport(NativeLibraries.CudaName)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, IntPtr function, int blockSize, nuint dynamicSMemSize);
     [LibraryImport(NativeLibraries.CudaName)]
     public static partial int cuLaunchKernel(IntPtr f, uint gx, uint gy, uint gz, uint bx, uint by, uint bz,
         uint sharedBytes, IntPtr stream, void** kernelParams, void** extra);

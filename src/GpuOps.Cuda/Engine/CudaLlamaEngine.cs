@@ -77,7 +77,19 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         InvFreq = ctx.Allocate(inv.Length * 4L, "RoPE frequencies");
         fixed (float* p = inv) Check(cuMemcpyHtoD(InvFreq, p, (nuint)(inv.Length * 4)), "cuMemcpyHtoD(invfreq)");
         WeightBytesPerToken = WeightBytes - (long)V * H * 2 * (c.TieWordEmbeddings || output == emb ? 0 : 1) + (long)H * 2;
+        // the persistent batch-1 decode kernel reads each layer's weight pointers from this table (MkLayer in llama.cu)
+        var table = new ulong[L * 10];
+        for (int l = 0; l < L; l++)
+        {
+            var w = layers[l];
+            new[] { w.AttnNorm, w.Wqkv, w.Bqkv, w.Wo, w.Bo, w.MlpNorm, w.WGateUp, w.BGateUp, w.WDown, w.BDown }.CopyTo(table, l * 10);
+        }
+
+        LayerTable = ctx.Allocate(table.Length * 8L, "layer pointer table");
+        fixed (ulong* tp = table) Check(cuMemcpyHtoD(LayerTable, tp, (nuint)(table.Length * 8)), "cuMemcpyHtoD(layer table)");
     }
+
+    internal readonly ulong LayerTable;
 
     public LlamaConfig Config => _c;
 
@@ -282,7 +294,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         private readonly CudaContext _ctx;
         private readonly List<ulong> _all = new();
         public readonly int Tokens, Rows, SumSqStride;
-        public readonly ulong X, Hn, Qkv, Attn, Gu, Act, Logits, SumSq, Ints, RowIds;
+        public readonly ulong X, Hn, Qkv, Attn, Gu, Act, Logits, SumSq, Ints, RowIds, RopeCs;
+        public readonly ulong Mk, MkBar, MkCand, MkTrace;   // batch 1: persistent kernel arguments, grid-barrier count, argmax candidates, timestamps
 
         public Workspace(CudaLlamaEngine e, int tokens, int rows)
         {
@@ -304,6 +317,15 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 Check(cuMemsetD8Async(SumSq, 0, (nuint)((2L * e.L + 1) * SumSqStride * 4), e.Ctx.Stream), "cuMemsetD8Async(sumsq)");
                 Ints = Alloc(4L * tokens * 4 + 64);   // tokens, slots, positions, counts
                 RowIds = Alloc((long)rows * 4);
+                if (tokens > 1) RopeCs = Alloc((long)tokens * e.Hd / 2 * 8);
+                if (tokens == 1 && e.Ctx.MultiprocessorCount <= MkMaxGrid)
+                {
+                    Mk = Alloc(Marshal.SizeOf<MkArgs>());
+                    MkBar = Alloc(8);
+                    Check(cuMemsetD8Async(MkBar, 0, 8, e.Ctx.Stream), "cuMemsetD8Async(barrier)");
+                    MkCand = Alloc(8L * MkMaxGrid);
+                    MkTrace = Alloc(16L * (5 * e.L + 2));
+                }
             }
             catch
             {
@@ -339,6 +361,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public required ulong Out;      // [capacity][B] ids
         public required int Capacity;
         public CudaGraph? Graph;
+        public bool Persistent;
+        public ulong MkCache;   // the cache and variant flags the argument block was written for
+        public int MkFlags;
         public int Runs;
 
         public void Dispose()
@@ -413,15 +438,27 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// attention; null means every row is a lone decode token (attention per token, slots/positions read on the device).
     /// Logits of rows <paramref name="rowIds"/> (device list, or the first R rows when 0) go to ws.Logits.
     /// </summary>
-    private void Enqueue(Workspace ws, CudaKvCache cache, int T, IReadOnlyList<(int Row, int Len, int Slot, int Pos)>? chunks, int R, ulong rowIds, bool gemv)
+    private void Enqueue(Workspace ws, CudaKvCache cache, int T, IReadOnlyList<(int Row, int Len, int Slot, int Pos)>? chunks, int R, ulong rowIds, bool gemv,
+        bool persistent = false)
     {
         var s = Ctx.Stream;
         int window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0;
+        if (persistent)
+        {
+            // batch 1: the whole step (argmax and the decode-state advance included) in one persistent kernel
+            K($"decode_b1_hd{Hd}", G(_mkGrid), MkThreads, MkSharedBytes(cache.MaxContext), ws.Mk);
+            PersistentSteps++;
+            return;
+        }
+
         bool fused = gemv && T == 1;        // batch 1: RMSNorm fused into the GEMVs (sum of squares from the previous epilogue)
         bool fusedRope = gemv && FusedRope; // batch 1..4: RoPE and the KV-cache write in the q/k/v GEMV's epilogue
         K("embed", G(T), 256, 0, ws.TokenIds, Embedding, ws.X, fused ? ws.SumSq : 0UL, H);
         string sfx = $"_b{T}";
         int r4 = 4;
+        // prefill: the (cos, sin) of each token's position once for every layer and head
+        bool ropeTable = !gemv && ws.RopeCs != 0;
+        if (ropeTable) K("rope_table", G(Math.Min(4096, ((long)T * Hd / 2 + 255) / 256)), 256, 0, ws.Positions, InvFreq, ws.RopeCs, T, Hd / 2);
         for (int l = 0; l < L; l++)
         {
             var w = Layers[l];
@@ -444,7 +481,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 if (fused) Gemv($"gemv{sfx}_n1_e0_r2", QkvDim, 2, w.Wqkv, w.Bqkv, H, ws.X, w.AttnNorm, sumIn, ws.Qkv, 0UL);
                 else if (gemv) Gemv($"gemv{sfx}_n0_e0_r4", QkvDim, r4, w.Wqkv, w.Bqkv, H, ws.Hn, 0UL, 0UL, ws.Qkv, 0UL);
                 else if (SkipStage != "gemm") Timed("gemm qkv", () => Gemm.Run(ws.Hn, w.Wqkv, ws.Qkv, T, QkvDim, H, false, 0f, s));
-                K("rope_kv", G(T), 256, 0, ws.Qkv, gemv ? 0UL : w.Bqkv, ws.SlotIds, ws.Positions, InvFreq, kc, vc, Nh, Nkv, Hd, cache.MaxContext, RopeLayoutCode);
+                K("rope_kv", G(T), 256, 0, ws.Qkv, gemv ? 0UL : w.Bqkv, ws.SlotIds, ws.Positions, InvFreq, kc, vc, Nh, Nkv, Hd, cache.MaxContext, RopeLayoutCode,
+                    ropeTable ? ws.RopeCs : 0UL);
             }
 
             if (SkipStage == "attention")
@@ -509,6 +547,101 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         }
     }
 
+
+    /// <summary>
+    /// Batch-1 decode as one persistent kernel (decode_b1_hd*: one block of 512 threads per multiprocessor, grid barriers
+    /// between phases) instead of ~160 kernels; GPUOPS_ENGINE_PERSISTENT=0 turns it off. Used where the block fits
+    /// (shared memory for the staged inputs and the attention scores of MaxContext positions) and head_dim is 64 or 128.
+    /// </summary>
+    public bool PersistentDecode { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT") != "0";
+
+    internal const int MkThreads = 512;
+    private int _mkGrid, _mkSmemSet;
+
+    /// <summary>Dynamic shared memory of decode_b1_*: the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
+    internal int MkSharedBytes(int maxContext) =>
+        Math.Max(Math.Max(H * 4, Math.Max(QDim * 2, I * 2)), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2) + maxContext) * 4);
+
+    /// <summary>
+    /// Check that the persistent kernel can run for this cache (all blocks resident: one per multiprocessor) and write
+    /// its argument block (MkArgs in llama.cu) for the graph's workspace. False: use the multi-kernel path.
+    /// </summary>
+    private bool PreparePersistent(CudaKvCache cache, DecodeGraph dg)
+    {
+        var ws = dg.Ws;
+        if (ws.Mk == 0) return false;
+        int smem = MkSharedBytes(cache.MaxContext);
+        if (smem > Ctx.MaxSharedMemoryPerBlockOptin) return false;
+        var f = Module.Function($"decode_b1_hd{Hd}");
+        if (smem > _mkSmemSet)
+        {
+            Check(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem), "cuFuncSetAttribute(decode_b1)");
+            _mkSmemSet = smem;
+        }
+
+        int perSm;
+        Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, MkThreads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
+        if (perSm < 1) return false;
+        _mkGrid = Ctx.MultiprocessorCount;
+        if (dg.MkCache == cache.Keys(0) && dg.MkFlags == PersistentFlags) return true;
+        var args = new MkArgs
+        {
+            Layers = LayerTable, Emb = Embedding, FinalNorm = FinalNorm, Out = Output, InvF = InvFreq,
+            Kc = cache.Keys(0), Vc = cache.Values(0), X = ws.X, Qkv = ws.Qkv, Attn = ws.Attn, Act = ws.Act, Logits = ws.Logits,
+            Tokens = ws.TokenIds, Slot = ws.SlotIds, Pos = ws.Positions, OutIds = dg.Out, Count = ws.Counts,
+            Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace,
+            LayerElems = (long)(cache.Keys(1 % L) - cache.Keys(0)) / 2,
+            L = L, H = H, I = I, V = V, Nh = Nh, Nkv = Nkv, Hd = Hd, MaxCtx = cache.MaxContext,
+            Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = PersistentFlags,
+        };
+        if (L == 1) args.LayerElems = 0;
+        Check(cuMemcpyHtoD(ws.Mk, &args, (nuint)sizeof(MkArgs)), "cuMemcpyHtoD(decode_b1 arguments)");
+        dg.MkCache = cache.Keys(0);
+        dg.MkFlags = PersistentFlags;
+        return true;
+    }
+
+    /// <summary>Persistent decode kernels enqueued (or captured) so far (tests: which path ran).</summary>
+    internal long PersistentSteps { get; private set; }
+
+    /// <summary>
+    /// For benchmarks: the last persistent step of <paramref name="cache"/>'s batch-1 graph, block 0's barrier
+    /// timestamps: per phase (qkv, attention, o, gate/up, down of each layer, then lm_head and the argmax barrier)
+    /// microseconds from the previous barrier's exit to its arrival (work) and to the barrier's exit (waiting).
+    /// </summary>
+    internal IReadOnlyList<(string Phase, double WorkUs, double WaitUs)> PersistentTrace(IKvCache kv)
+    {
+        var ws = ((CudaKvCache)kv).Graph(1).Ws;
+        int n = 5 * L + 1;
+        var t = new ulong[2 * n];
+        Ctx.Synchronize();
+        fixed (ulong* tp = t) Check(cuMemcpyDtoH(tp, ws.MkTrace, (nuint)(t.Length * 8)), "cuMemcpyDtoH(trace)");
+        var names = new[] { "qkv", "attention", "o", "gate/up", "down" };
+        var list = new List<(string, double, double)>();
+        for (int k = 1; k < n; k++)
+            list.Add((k == n - 1 ? "lm_head" : names[k % 5], (t[2 * k] - t[2 * k - 1]) / 1000.0, (t[2 * k + 1] - t[2 * k]) / 1000.0));
+        return list;
+    }
+
+    /// <summary>Most blocks the persistent kernel's candidate arrays hold.</summary>
+    internal const int MkMaxGrid = 1024;
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct MkArgs
+    {
+        public ulong Layers, Emb, FinalNorm, Out, InvF, Kc, Vc, X, Qkv, Attn, Act, Logits, Tokens, Slot, Pos, OutIds, Count, Bar, CandV, CandI, Trace;
+        public long LayerElems;
+        public int L, H, I, V, Nh, Nkv, Hd, MaxCtx, Window;
+        public float Eps, Scale;
+        public int Flags;
+    }
+
+    /// <summary>
+    /// Variants of the persistent kernel (MkArgs.flags in llama.cu): 1 = one-pass attention (online softmax, all loads
+    /// of a round in flight), 2 = blocks without an attention head pull the o-projection weights into L2 meanwhile.
+    /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
+    /// </summary>
+    internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 1;
 
     /// <summary>
     /// Dynamic shared memory of attn_prefill_hd{hd} (two stages of a 64-key K and V tile, rows padded by 8 elements), and
@@ -694,11 +827,20 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     {
         var ws = dg.Ws;
         bool gemv = dg.B <= 4;
+        bool persistent = dg.B == 1 && PersistentDecode && PreparePersistent(cache, dg);
         void Body()
         {
-            Enqueue(ws, cache, dg.B, null, dg.B, 0UL, gemv);
-            K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
+            Enqueue(ws, cache, dg.B, null, dg.B, 0UL, gemv, persistent);
+            if (!persistent) K("argmax_rows", G(dg.B), 1024, 0, ws.Logits, V, dg.B, ws.TokenIds, ws.Positions, dg.Out, ws.Counts, 1);
         }
+
+        if (dg.Graph is not null && dg.Persistent != persistent)
+        {
+            dg.Graph.Dispose();
+            dg.Graph = null;
+        }
+
+        dg.Persistent = persistent;
 
         if (dg.Graph is null && dg.Runs == 0 || _profile is not null || Environment.GetEnvironmentVariable("GPUOPS_ENGINE_NO_GRAPH") == "1")
         {
@@ -812,6 +954,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             Gemm.Dispose();
             Module.Dispose();
             Ctx.Free(InvFreq);
+            Ctx.Free(LayerTable);
             Ctx.Free(_arena);
         }
         finally
