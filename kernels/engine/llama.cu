@@ -36,18 +36,11 @@ __device__ __forceinline__ float4 ld_cg_f4(const float* p) {
     asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
     return v;
 }
-__device__ __forceinline__ float ld_cg_f(const float* p) { float v; asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p)); return v; }
 __device__ __forceinline__ int ld_cg_i(const int* p) { int v; asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p)); return v; }
 __device__ __forceinline__ int ld_i(const int* p) { int v; asm volatile("ld.global.s32 %0, [%1];" : "=r"(v) : "l"(p)); return v; }
-__device__ __forceinline__ u16 ld_h(const u16* p) { u16 v; asm volatile("ld.global.u16 %0, [%1];" : "=h"(v) : "l"(p)); return v; }
 __device__ __forceinline__ float4 ld_f4(const float* p) {
     float4 v;
     asm volatile("ld.global.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
-    return v;
-}
-__device__ __forceinline__ uint4 ld_u4(const void* p) {
-    uint4 v;
-    asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
 }
 
@@ -1162,7 +1155,7 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         } else if (EPI == EPI_ADD) {
             float* xp = a.x + row0;
             float v = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
-            *xp = ld_cg_f(xp) + v;
+            *xp = ld_cg(xp) + v;
         } else {   // EPI_F32: logits, and the warp's best (largest, lowest index on ties; NaN never wins)
             float v = acc[0];
             a.logits[row0] = v;

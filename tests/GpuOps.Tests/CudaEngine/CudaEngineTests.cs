@@ -104,8 +104,8 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
 
     /// <summary>
     /// Decode is reproducible to the bit (no float atomics anywhere in a step); the multi-kernel path with and without
-    /// the fused q/k/v + RoPE kernel gives the same bits; at batch 1 the persistent kernel (its own sum-of-squares order)
-    /// agrees with the multi-kernel path to float rounding and picks the same token at every position.
+    /// the fused q/k/v + RoPE kernel gives the same bits; at batch 1 the persistent kernel (its own summation orders)
+    /// agrees with the multi-kernel path to bf16 rounding and picks the same token at every position.
     /// </summary>
     [GpuTheory]
     [InlineData(1)]
@@ -153,8 +153,9 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         Assert.Equal(0, Differ(first, again));
         Assert.Equal(0, Differ(multi, unfused));
         Assert.InRange(ReferenceLlama.RelativeError(first, want), 0, 2e-2);
+        // (at batch 1 the persistent kernel sums in its own fixed orders: its own RMSNorm sums and, by default, one-pass attention)
         if (batch > 1) Assert.Equal(0, Differ(first, multi));
-        else Assert.InRange(diff, 0, 1e-4);
+        else Assert.InRange(diff, 0, 1e-3);
         for (int t = 0; t < ids.Length; t++)
             Assert.Equal(Sampler.ArgMax(multi.AsSpan(t * Vocab, Vocab)), Sampler.ArgMax(first.AsSpan(t * Vocab, Vocab)));
         if (batch == 1)
