@@ -23,6 +23,9 @@ public sealed unsafe class CudaGemm : IDisposable
         public CublasLtApi.HeuristicResult[] Candidates = [];
     }
 
+    /// <summary>How many of the heuristic's candidates are timed per shape (GPUOPS_GEMM_CANDIDATES, default 32).</summary>
+    internal static int MaxCandidates { get; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_GEMM_CANDIDATES"), out var c) && c > 0 ? c : 32;
+
     /// <summary>Time the heuristic's top candidates for each new shape and keep the fastest (GPUOPS_GEMM_AUTOTUNE=0: the first).</summary>
     public bool Autotune { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_GEMM_AUTOTUNE") != "0";
 
@@ -62,7 +65,7 @@ public sealed unsafe class CudaGemm : IDisposable
         {
             ulong ws = WorkspaceBytes;
             CublasLtApi.Check(CublasLtApi.cublasLtMatmulPreferenceSetAttribute(pref, CublasLtApi.PREF_MAX_WORKSPACE_BYTES, &ws, 8), "cublasLtMatmulPreferenceSetAttribute");
-            var results = new CublasLtApi.HeuristicResult[8];
+            var results = new CublasLtApi.HeuristicResult[MaxCandidates];
             int returned = 0;
             fixed (CublasLtApi.HeuristicResult* r = results)
                 CublasLtApi.Check(CublasLtApi.cublasLtMatmulAlgoGetHeuristic(_handle, desc, la, lb, lc, lc, pref, results.Length, r, &returned), $"cublasLtMatmulAlgoGetHeuristic(bf16 {m}x{n}x{k})");
@@ -85,7 +88,7 @@ public sealed unsafe class CudaGemm : IDisposable
     {
         bool fresh = !_plans.ContainsKey((m, n, k, f32Out));
         var p = GetPlan(m, n, k, f32Out);
-        if (fresh && Autotune && p.Candidates.Length > 1) Tune(p, a, w, m, n, k, f32Out, stream);
+        if (fresh && Autotune && p.Candidates.Length > 1) Tune(p, a, w, m, n, k, f32Out, beta, stream);
         float alpha = 1f;
         var algo = p.Algo;
         CublasLtApi.Check(CublasLtApi.cublasLtMatmul(_handle, p.Desc, &alpha, w, p.A, a, p.B, &beta, d, p.C, d, p.C, algo.Algo, _workspace, (nuint)WorkspaceBytes, stream),
@@ -93,7 +96,7 @@ public sealed unsafe class CudaGemm : IDisposable
     }
 
     /// <summary>Time each candidate (into a scratch output: D may be the residual stream) and keep the fastest. Not during graph capture.</summary>
-    private void Tune(Plan p, ulong a, ulong w, int m, int n, int k, bool f32Out, IntPtr stream)
+    private void Tune(Plan p, ulong a, ulong w, int m, int n, int k, bool f32Out, float realBeta, IntPtr stream)
     {
         ulong tmp = _ctx.Allocate((long)m * n * (f32Out ? 4 : 2), "GEMM tuning scratch");
         try
@@ -102,7 +105,7 @@ public sealed unsafe class CudaGemm : IDisposable
             using var e1 = _ctx.CreateEvent();
             double best = double.MaxValue, first = 0;
             int chosen = 0;
-            float alpha = 1f, beta = 0f;
+            float alpha = 1f, beta = realBeta;   // (timed as it will run: beta 1 reads the output too; the scratch's values do not matter)
             for (int c = 0; c < p.Candidates.Length; c++)
             {
                 var algo = p.Candidates[c];
