@@ -174,6 +174,27 @@ __device__ __forceinline__ void gemv_load(uint4 (&w)[R][U], const u16* __restric
     }
 }
 
+// The q/k/v epilogue for rows (n, n + 1) of one sequence (n even): bias, the bf16 projection, RoPE on a q/k pair
+// (adjacent rows), then q to q[n], or k/v to this layer's cache at (slot, pos). Shared by the multi-kernel and the
+// persistent decode paths, so both give the bits of EPI_BF16 + rope_kv.
+__device__ __forceinline__ void qkv_store(float a0, float a1, const u16* __restrict__ bias, int n, int pos, int slot, const float* invf, u16* q,
+                                          u16* kc, u16* vc, int nh, int nkv, int hd, int maxCtx) {
+    float x1 = bf2f(f2bf(a0 + (bias ? bf2f(bias[n]) : 0.f)));
+    float x2 = bf2f(f2bf(a1 + (bias ? bf2f(bias[n + 1]) : 0.f)));
+    int head = n / hd, i = n - head * hd;
+    u16 r1, r2;
+    if (head < nh + nkv) rope_pair(x1, x2, pos, invf[i >> 1], r1, r2);
+    else { r1 = f2bf(x1); r2 = f2bf(x2); }
+    u32 pair = (u32)r1 | ((u32)r2 << 16);
+    if (head < nh) {
+        *(u32*)(q + n) = pair;
+    } else {
+        bool isK = head < nh + nkv;
+        int kh = isK ? head - nh : head - nh - nkv;
+        *(u32*)((isK ? kc : vc) + (((i64)slot * nkv + kh) * maxCtx + pos) * hd + i) = pair;
+    }
+}
+
 template <int B, int NORM, int EPI, int R>
 __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K,
                                           const void* __restrict__ in, const u16* __restrict__ gamma, const float* __restrict__ sumsq_in,
@@ -265,22 +286,8 @@ __device__ __forceinline__ void gemv_impl(const u16* __restrict__ W, const u16* 
                     for (int r = 0; r + 1 < R; r += 2) {
                         int n = row0 + r;
                         if (n >= N) break;
-                        // the values rope_kv would read: the bf16 projection (bias included)
-                        float x1 = bf2f(f2bf(acc[b][r] + (bias ? bf2f(bias[n]) : 0.f)));
-                        float x2 = bf2f(f2bf(acc[b][r + 1] + (bias ? bf2f(bias[n + 1]) : 0.f)));
-                        int head = n / qa.hd, i = n - head * qa.hd;
-                        u16 r1, r2;
-                        if (head < qa.nh + qa.nkv) rope_pair(x1, x2, qpos[b], qa.invf[i >> 1], r1, r2);
-                        else { r1 = f2bf(x1); r2 = f2bf(x2); }
-                        u32 pair = (u32)r1 | ((u32)r2 << 16);
-                        if (head < qa.nh) {
-                            *(u32*)((u16*)y + (i64)b * N + n) = pair;
-                        } else {
-                            bool isK = head < qa.nh + qa.nkv;
-                            int kh = isK ? head - qa.nh : head - qa.nh - qa.nkv;
-                            u16* c = (isK ? qa.kc : qa.vc) + (((i64)qslot[b] * qa.nkv + kh) * qa.maxCtx + qpos[b]) * qa.hd + i;
-                            *(u32*)c = pair;
-                        }
+                        qkv_store(acc[b][r], acc[b][r + 1], bias, n, qpos[b], qslot[b], qa.invf, (u16*)y + (i64)b * N, qa.kc, qa.vc,
+                                  qa.nh, qa.nkv, qa.hd, qa.maxCtx);
                     }
                 } else {
 #pragma unroll
@@ -893,6 +900,15 @@ extern "C" __global__ void interleave_rows(const u16* __restrict__ gate, const u
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Across the warp: the largest value and its index (the lowest index on ties); every lane gets the result.
+__device__ __forceinline__ void warp_argmax(float& v, int& i) {
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        int oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if (ov > v || (ov == v && oi < i)) { v = ov; i = oi; }
+    }
+}
+
 // Greedy choice on the device: for row b, the index of the largest logit (the lowest index on ties).
 // With advance != 0 the decode state moves on in place: tokens[b] = choice, pos[b] += 1, out[count[b]++ * B + b] = choice.
 extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* tokens, int* pos, int* out, int* count, int advance) {
@@ -908,11 +924,7 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
         float v = ld_f(row + i);
         if (v > best || (v == best && i < bi) || (v != v && bi == 0x7fffffff)) { best = v; bi = i; }
     }
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, best, o);
-        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
-    }
+    warp_argmax(best, bi);
     int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane == 0) { sv[w] = best; si[w] = bi; }
     __syncthreads();
@@ -920,11 +932,7 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
         int nw = blockDim.x >> 5;
         best = lane < nw ? sv[lane] : NEG_INF;
         bi = lane < nw ? si[lane] : 0x7fffffff;
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, best, o);
-            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
-        }
+        warp_argmax(best, bi);
         if (lane == 0) {
             if (bi == 0x7fffffff) bi = 0;
             tokens[b] = bi;
@@ -1021,18 +1029,11 @@ __device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k) 
     __syncthreads();
 }
 
-// The first batch of a warp's row group of a GEMV phase (rows [row0, row0 + R), chunks c0 + 32 u) into registers.
+// The first batch of a warp's row group of a GEMV phase (rows [row0, row0 + R), chunks c0 + 32 u) into registers:
+// gemv_load's batch, seen as 8 registers (r * U + u) whatever R is.
 template <int R>
 __device__ __forceinline__ void mk_load(uint4 (&wb)[8], const u16* __restrict__ W, int row0, int N, int K, int c0) {
-    constexpr int U = 8 / R;
-    int chunks = K >> 3;
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-        int c = c0 + u * 32;
-#pragma unroll
-        for (int r = 0; r < R; r++)
-            wb[r * U + u] = c < chunks ? ldg_stream((const uint4*)(W + (i64)min(row0 + r, N - 1) * K + (i64)c * 8)) : make_uint4(0, 0, 0, 0);
-    }
+    gemv_load<R, 8 / R>(*reinterpret_cast<uint4(*)[R][8 / R]>(&wb), W, row0, N, K, c0, K >> 3);
 }
 
 // Warps per block that take part in a GEMV phase of `groups` row groups: the most (down to half) that leave no
@@ -1132,22 +1133,8 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
         if (lane != 0) continue;
         if (EPI == EPI_QKV) {
-            int n = row0;
-            float x1 = bf2f(f2bf(acc[0] + (bias ? bf2f(bias[n]) : 0.f)));
-            float x2 = bf2f(f2bf(acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[n + 1]) : 0.f)));
-            int head = n / a.hd, i = n - head * a.hd;
-            u16 r1, r2;
-            if (head < a.nh + a.nkv) rope_pair(x1, x2, p, a.invf[i >> 1], r1, r2);
-            else { r1 = f2bf(x1); r2 = f2bf(x2); }
-            u32 pair = (u32)r1 | ((u32)r2 << 16);
-            if (head < a.nh) {
-                *(u32*)(a.qkv + n) = pair;
-            } else {
-                bool isK = head < a.nh + a.nkv;
-                int kh = isK ? head - a.nh : head - a.nh - a.nkv;
-                u16* c = (isK ? a.kc : a.vc) + (i64)layer * a.layerElems + (((i64)slot * a.nkv + kh) * a.maxCtx + p) * a.hd + i;
-                *(u32*)c = pair;
-            }
+            qkv_store(acc[0], acc[R > 1 ? 1 : 0], bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems,
+                      a.vc + (i64)layer * a.layerElems, a.nh, a.nkv, a.hd, a.maxCtx);
         } else if (EPI == EPI_SILU) {
             float g = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
             float u = acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[row0 + 1]) : 0.f);
@@ -1311,11 +1298,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             int ci = ld_cg_i(a.candI + k);
             if (cv > v || (cv == v && ci < ix)) { v = cv; ix = ci; }
         }
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, v, o);
-            int oi = __shfl_xor_sync(0xffffffffu, ix, o);
-            if (ov > v || (ov == v && oi < ix)) { v = ov; ix = oi; }
-        }
+        warp_argmax(v, ix);
         if (lane == 0) {
             if (ix == 0x7fffffff) ix = 0;
             a.tokens[0] = ix;
