@@ -185,28 +185,39 @@ public static class InferenceBench
 
                 // the persistent kernel (default) first, then the multi-kernel path (GEMV grid sweep, fused/unfused RoPE)
                 engine.PersistentDecode = true;
-                // its variants: attention two-pass / one-pass, o weights pulled into L2 during attention or not
+                // its variants (CudaLlamaEngine.PersistentFlags): attention two-pass / one-pass, L2 pulls of the o weights
+                // and of the cached k/v, early RMSNorm-weight / residual loads, 0-3 weight batches per warp prefetched
+                // into shared memory before each barrier; GPUOPS_BENCH_MK_FLAGS="1,9,..." overrides the list
                 {
                     int bestFlags = engine.PersistentFlags;
                     double bestV = 0;
-                    foreach (int flags in new[] { 2, 0, 3, 1 })
+                    int[]? firstIds = null;
+                    var variants = Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_FLAGS") is { Length: > 0 } fl
+                        ? fl.Split(',').Select(int.Parse).ToArray()
+                        : new[] { 1, 3, 9, 13, 1 | 8 | 16, 1 | 8 | 32, 1 | 8 | 48, 1 | 4 | 8 | 32, 1 | 4 | 8 | 48, 1 | 2 | 8 | 32 };
+                    foreach (int flags in variants)
                     {
                         engine.PersistentFlags = flags;
                         using var cache = engine.CreateCache(1, 16 + sweepSteps + 16);
                         var nx = engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, prompt) });
-                        nx = engine.DecodeGreedy(cache, nx, 4).Ids[^1];
-                        var r = engine.DecodeGreedy(cache, nx, sweepSteps);
+                        var warm = engine.DecodeGreedy(cache, nx, 4);
+                        var r = engine.DecodeGreedy(cache, warm.Ids[^1], sweepSteps);
+                        var ids = warm.Ids.Concat(r.Ids).Select(x => x[0]).ToArray();
+                        firstIds ??= ids;
                         double tps = sweepSteps / r.Seconds;
                         var tr = engine.PersistentTrace(cache);
-                        string Ph(string name) => $"{tr.Where(x => x.Phase == name).Average(x => x.WorkUs + x.WaitUs):F2}";
+                        string Ph(string name) => $"{tr.Where(x => x.Phase == name).Average(x => x.WorkUs + x.WaitUs):F1}";
                         ours[$"decode_b1_persistent_flags{flags}_tok_s"] = tps;
-                        Say($"  persistent variant {flags} ({((flags & 1) != 0 ? "one-pass" : "two-pass")} attention, {((flags & 2) != 0 ? "o weights pulled into L2" : "no L2 pull")}): " +
-                            $"{tps:F1} tok/s; attention {Ph("attention")} us, o {Ph("o")} us per layer incl. barrier");
+                        Say($"  persistent variant {flags,2} ({((flags & 1) != 0 ? "one-pass" : "two-pass")} attention{((flags & 2) != 0 ? ", o pulled into L2" : "")}" +
+                            $"{((flags & 4) != 0 ? ", k/v pulled into L2" : "")}{((flags & 8) != 0 ? ", early loads" : "")}, depth {engine.MkDepth(cache.MaxContext)}): " +
+                            $"{tps:F1} tok/s; per layer qkv {Ph("qkv")} attention {Ph("attention")} o {Ph("o")} gate/up {Ph("gate/up")} down {Ph("down")} us, " +
+                            $"lm_head {Ph("lm_head")} us; ids equal to the first variant's: {ids.SequenceEqual(firstIds)}");
                         if (tps > bestV) { bestV = tps; bestFlags = flags; }
                     }
 
                     engine.PersistentFlags = bestFlags;
                     ours["decode_b1_persistent_flags"] = bestFlags;
+                    Say($"  best persistent variant: {bestFlags}");
                 }
 
                 var (persistentTps, persistentIds) = Decode();

@@ -642,20 +642,26 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
                 mma_bf16(s[j], qf[kk + 1], b2, b3);
             }
         }
-        // mask and online softmax (rows ra: s[j][0..1], rb: s[j][2..3])
+        // mask (only tiles that reach past the warp's first query, or any tile with a window: the rest see every key)
+        // and online softmax (rows ra: s[j][0..1], rb: s[j][2..3])
+        if (window > 0 || k0 + 63 > q0 + rowBase) {
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    int key = k0 + j * 8 + tq * 2 + e;
+                    bool okA = key <= pa && (window <= 0 || key > pa - window);
+                    bool okB = key <= pb && (window <= 0 || key > pb - window);
+                    if (!okA) s[j][e] = NEG_INF;
+                    if (!okB) s[j][2 + e] = NEG_INF;
+                }
+            }
+        }
         float ta = NEG_INF, tb = NEG_INF;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int key = k0 + j * 8 + tq * 2 + e;
-                bool okA = key <= pa && (window <= 0 || key > pa - window);
-                bool okB = key <= pb && (window <= 0 || key > pb - window);
-                if (!okA) s[j][e] = NEG_INF;
-                if (!okB) s[j][2 + e] = NEG_INF;
-                ta = fmaxf(ta, s[j][e]);
-                tb = fmaxf(tb, s[j][2 + e]);
-            }
+            ta = fmaxf(ta, fmaxf(s[j][0], s[j][1]));
+            tb = fmaxf(tb, fmaxf(s[j][2], s[j][3]));
         }
         ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 1)); ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, 2));
         tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 1)); tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, 2));
@@ -992,10 +998,14 @@ struct MkArgs {
     i64 layerElems;
     int L, H, I, V, nh, nkv, hd, maxCtx, window;
     float eps, scale;
-    int flags;          // MK_ONE_PASS_ATTN: one-pass attention; MK_PREFETCH_O: idle blocks pull the o weights into L2 during attention
+    int flags;          // MK_* below
+    int depth;          // weight batches per warp prefetched into shared memory before each barrier (0..3)
+    int stageBytes;     // dynamic shared memory: [stageBytes of staged input / attention scratch | 16 warps x depth x 4 KB]
 };
-#define MK_ONE_PASS_ATTN 1
-#define MK_PREFETCH_O 2
+#define MK_ONE_PASS_ATTN 1   // one-pass attention (else two-pass through attn_token_impl)
+#define MK_PREFETCH_O 2      // blocks without a head pull the o weights into L2 during attention
+#define MK_PREFETCH_KV 4     // the attention blocks pull their head's cached k/v into L2 during the q/k/v phase
+#define MK_EARLY 8           // RMSNorm weights loaded before the barrier, the residual of an x += row at the row's start
 
 __device__ __forceinline__ u64 globaltimer() {
     u64 t;
@@ -1049,36 +1059,85 @@ __device__ __forceinline__ int mk_active_warps(int groups) {
     return best;
 }
 
-// Before a barrier: the first batch of the warp's first row group of the next phase into registers, so memory stays
-// busy while the grid waits and stages its input. (Measured and dropped, bench/notes/cuda-engine.md: pulling the whole
-// first group into L2 as well, run 9; streaming the weights through a 3-stage cp.async buffer in shared memory, run 11.)
+// A batch like mk_load's into the warp's shared-memory slot ([r * U + u][lane] uint4), asynchronously.
 template <int R>
-__device__ __forceinline__ void mk_preload(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
-    int warp = threadIdx.x >> 5;
-    int aw = mk_active_warps((N + R - 1) / R);
-    int grp = blockIdx.x * aw + warp;
-    if (warp < aw && grp * R < N) mk_load<R>(wb, W, grp * R, N, K, threadIdx.x & 31);
+__device__ __forceinline__ void mk_load_async(uint4* slot, const u16* __restrict__ W, int row0, int N, int K, int c0) {
+    constexpr int U = 8 / R;
+    int chunks = K >> 3, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        int c = c0 + u * 32;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            bool ok = c < chunks;
+            const u16* src = ok ? W + (i64)min(row0 + r, N - 1) * K + (i64)c * 8 : W;
+            cp_async16(smem_u32(slot + (r * U + u) * 32 + lane), src, ok ? 16 : 0);
+        }
+    }
+}
+__device__ __forceinline__ void cp_wait_upto(int n) {   // all but the newest n commit groups have landed (n = 0..2)
+    if (n <= 0) asm volatile("cp.async.wait_group 0;" ::: "memory");
+    else if (n == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
+    else asm volatile("cp.async.wait_group 2;" ::: "memory");
 }
 
-// Stage x (float, from global or, for layer 0, the embedding row) normalised: s[i] = x[i] * rsqrt(mean(x^2) + eps) * g[i].
-__device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow, float* xg_out, const u16* __restrict__ g, float* s, int H,
-                                              float eps, float* red) {
+// Before a barrier: the first batch of the warp's part of the next phase into registers and the next `depth` batches
+// into its shared-memory slots (one commit group each), so memory stays busy while the grid waits and stages its input.
+// (Measured and dropped, bench/notes/cuda-engine.md: pulling the whole first group into L2, run 9; streaming all
+// weights through a 3-stage cp.async buffer, run 11.) A warp's batches: group grp0 + j * stride, batch b of nb,
+// in the order t = j * nb + b.
+template <int R>
+__device__ __forceinline__ void mk_preload(uint4 (&wb)[8], uint4* pre, int depth, const u16* __restrict__ W, int N, int K) {
+    constexpr int U = 8 / R;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int groups = (N + R - 1) / R, nb = ((K >> 3) + 32 * U - 1) / (32 * U);
+    int aw = mk_active_warps(groups);
+    if (warp >= aw) return;
+    int grp0 = blockIdx.x * aw + warp, stride = gridDim.x * aw;
+    if (grp0 < groups) mk_load<R>(wb, W, grp0 * R, N, K, lane);
+    for (int t = 1; t <= depth; t++) {
+        int grp = grp0 + (t / nb) * stride;
+        if (grp < groups) mk_load_async<R>(pre + (t - 1) * 256, W, grp * R, N, K, lane + (t % nb) * 32 * U);
+        cp_commit();
+    }
+}
+
+// The RMSNorm weights of this thread's first 8 elements (mk_stage_norm), loaded before the barrier (MK_EARLY).
+__device__ __forceinline__ uint4 mk_gamma(const u16* __restrict__ g, int H, int flags) {
+    int i = threadIdx.x * 8;
+    return (flags & MK_EARLY) && i < H ? *(const uint4*)(g + i) : make_uint4(0, 0, 0, 0);
+}
+
+// Stage x (float, from global or, for layer 0, the embedding row) normalised: s[i] = x[i] * rsqrt(mean(x^2) + eps) * g[i],
+// 8 elements a thread at a time (H % 8 == 0); gpre: g of the thread's first 8 (mk_gamma) when MK_EARLY is set.
+__device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow, float* xg_out, const u16* __restrict__ g, uint4 gpre,
+                                              bool early, float* s, int H, float eps, float* red) {
     float sq = 0.f;
-    for (int i = threadIdx.x * 4; i < H; i += MK_NT * 4) {
-        float4 v;
+    for (int i = threadIdx.x * 8; i < H; i += MK_NT * 8) {
+        float4 v0, v1;
         if (embRow) {
-            uint2 e = *(const uint2*)(embRow + i);
-            v = make_float4(__uint_as_float(e.x << 16), __uint_as_float(e.x & 0xffff0000u), __uint_as_float(e.y << 16), __uint_as_float(e.y & 0xffff0000u));
-            if (xg_out) *(float4*)(xg_out + i) = v;
+            float f[8];
+            bf8_to_f(*(const uint4*)(embRow + i), f);
+            v0 = make_float4(f[0], f[1], f[2], f[3]);
+            v1 = make_float4(f[4], f[5], f[6], f[7]);
+            if (xg_out) { *(float4*)(xg_out + i) = v0; *(float4*)(xg_out + i + 4) = v1; }
         } else {
-            v = ld_cg_f4(xg + i);
+            v0 = ld_cg_f4(xg + i);
+            v1 = ld_cg_f4(xg + i + 4);
         }
-        *(float4*)(s + i) = v;
-        sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        *(float4*)(s + i) = v0;
+        *(float4*)(s + i + 4) = v1;
+        sq += v0.x * v0.x + v0.y * v0.y + v0.z * v0.z + v0.w * v0.w;
+        sq += v1.x * v1.x + v1.y * v1.y + v1.z * v1.z + v1.w * v1.w;
     }
     sq = block_reduce(sq, red, false);
     float rs = rsqrtf(sq / (float)H + eps);
-    for (int i = threadIdx.x; i < H; i += MK_NT) s[i] = s[i] * rs * bf2f(g[i]);
+    for (int i = threadIdx.x * 8; i < H; i += MK_NT * 8) {
+        float gf[8];
+        bf8_to_f(early && i == threadIdx.x * 8 ? gpre : *(const uint4*)(g + i), gf);
+#pragma unroll
+        for (int e = 0; e < 8; e++) s[i + e] = s[i + e] * rs * gf[e];
+    }
     __syncthreads();
 }
 
@@ -1087,26 +1146,28 @@ __device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
     __syncthreads();
 }
 
-// One GEMV phase: warps stride over groups of R rows; wb holds the first batch of the warp's first group.
+// One GEMV phase: warps stride over groups of R rows, batch after batch (t = 0, 1, ... as in mk_preload): batch 0 is
+// in wb, batches 1..depth in the warp's shared-memory slots; batch depth + 1 is requested into wb as soon as batch 0
+// is used, so it is in flight while the prefetched ones are; later batches are loaded just before their use.
 // INF: the staged input is float (normalised x), else bf16.
 template <int R, int EPI, int INF>
-__device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K, const void* sIn,
-                                        const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI) {
+__device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const uint4* pre, int depth, const u16* __restrict__ W, const u16* __restrict__ bias,
+                                        int N, int K, const void* sIn, const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI) {
     constexpr int U = 8 / R;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int groups = (N + R - 1) / R, chunks = K >> 3;
+    int groups = (N + R - 1) / R, chunks = K >> 3, nb = (chunks + 32 * U - 1) / (32 * U);
     int aw = mk_active_warps(groups);
     if (warp >= aw) return;
-    bool first = true;
-    for (int grp = blockIdx.x * aw + warp; grp < groups; grp += gridDim.x * aw) {
+    int grp0 = blockIdx.x * aw + warp, stride = gridDim.x * aw;
+    int t = 0;
+    for (int grp = grp0; grp < groups; grp += stride) {
         int row0 = grp * R;
         float acc[R];
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = 0.f;
-        if (!first) mk_load<R>(wb, W, row0, N, K, lane);
-        first = false;
-        for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
-            if (c0 != lane) mk_load<R>(wb, W, row0, N, K, c0);
+        float xold = 0.f;
+        if (EPI == EPI_ADD && (a.flags & MK_EARLY) && lane == 0) xold = ld_cg(a.x + row0);
+        auto dot = [&](const uint4 (&w)[8], int c0) {
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 int c = c0 + u * 32;
@@ -1121,11 +1182,29 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     float wf[8];
-                    bf8_to_f(wb[r * U + u], wf);
+                    bf8_to_f(w[r * U + u], wf);
                     float s = acc[r];
 #pragma unroll
                     for (int j = 0; j < 8; j++) s = fmaf(wf[j], xv[j], s);
                     acc[r] = s;
+                }
+            }
+        };
+        for (int b = 0; b < nb; b++, t++) {
+            int c0 = lane + b * 32 * U;
+            if (t >= 1 && t <= depth) {
+                cp_wait_upto(depth - t);
+                const uint4* sl = pre + (t - 1) * 256 + lane;
+                uint4 ws[8];
+#pragma unroll
+                for (int k = 0; k < 8; k++) ws[k] = sl[k * 32];
+                dot(ws, c0);
+            } else {
+                if (t > 0 && !(depth > 0 && t == depth + 1)) mk_load<R>(wb, W, row0, N, K, c0);
+                dot(wb, c0);
+                if (t == 0 && depth > 0) {
+                    int tn = depth + 1, gn = grp0 + (tn / nb) * stride;
+                    if (gn < groups) mk_load<R>(wb, W, gn * R, N, K, lane + (tn % nb) * 32 * U);
                 }
             }
         }
@@ -1142,12 +1221,28 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         } else if (EPI == EPI_ADD) {
             float* xp = a.x + row0;
             float v = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
-            *xp = ld_cg(xp) + v;
+            *xp = ((a.flags & MK_EARLY) ? xold : ld_cg(xp)) + v;
         } else {   // EPI_F32: logits, and the warp's best (largest, lowest index on ties; NaN never wins)
             float v = acc[0];
             a.logits[row0] = v;
             if (v > bestV || (v == bestV && row0 < bestI)) { bestV = v; bestI = row0; }
         }
+    }
+}
+
+// The attention blocks' L2 pull of the cached k/v of their kv head at positions start..p-1 (MK_PREFETCH_KV), during
+// the q/k/v phase: the q heads of a group split the lines.
+template <int HD>
+__device__ __forceinline__ void mk_prefetch_kv(const MkArgs& a, int l, int h, int p, int slot) {
+    int gs = a.nh / a.nkv, kvh = h / gs, part = h % gs;
+    int start = a.window > 0 ? max(0, p - a.window + 1) : 0;
+    i64 lo = (i64)l * a.layerElems + (((i64)slot * a.nkv + kvh) * a.maxCtx + start) * HD;
+    const char* kb = (const char*)(a.kc + lo);
+    const char* vb = (const char*)(a.vc + lo);
+    int lines = (int)(((i64)(p - start) * HD * 2 + 127) / 128);
+    for (int i = part * MK_NT + threadIdx.x; i < lines; i += gs * MK_NT) {
+        asm volatile("prefetch.global.L2 [%0];" :: "l"(kb + (i64)i * 128));
+        asm volatile("prefetch.global.L2 [%0];" :: "l"(vb + (i64)i * 128));
     }
 }
 
@@ -1222,7 +1317,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
 
 template <int HD>
 __device__ __forceinline__ void mk_decode(const MkArgs& a) {
-    extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch
+    extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch, then the prefetch slots
     __shared__ float red[33];
     __shared__ float bv[MK_W];
     __shared__ int bi[MK_W];
@@ -1231,17 +1326,23 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     if (threadIdx.x == 0) gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
     int tok = ld_i(a.tokens), p = ld_i(a.pos), slot = ld_i(a.slot);
     int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
+    int depth = a.depth;
+    bool early = (a.flags & MK_EARLY) != 0;
+    uint4* pre = (uint4*)((char*)mk_smem + a.stageBytes) + (threadIdx.x >> 5) * depth * 256;
     float bestV = NEG_INF;
     int bestI = 0x7fffffff;
     uint4 wb[8];
-    mk_preload<2>(wb, a.layers[0].wqkv, QKV, H);
+    mk_preload<2>(wb, pre, depth, a.layers[0].wqkv, QKV, H);
+    uint4 gpre = mk_gamma(a.layers[0].attnNorm, H, a.flags);
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
         // qkv
-        mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, mk_smem, H, a.eps, red);
-        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, gpre, early, mk_smem, H,
+                      a.eps, red);
+        if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
+        mk_gemv<2, EPI_QKV, 1>(wb, pre, depth, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
         mk_sync(a.bar, gen, a.trace, tk);
-        // attention, one block per head; the other blocks pull the o weights into L2 meanwhile (splitting each head's
+        // attention, one block per head; the other blocks start on the o weights meanwhile (splitting each head's
         // positions over four blocks instead was slower: the o weights then came from memory, run 9)
         if ((int)blockIdx.x < a.nh) {
             for (int h = blockIdx.x; h < a.nh; h += gridDim.x) {
@@ -1256,28 +1357,34 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             for (i64 i = (i64)(blockIdx.x - a.nh) * MK_NT + threadIdx.x; i < lines; i += (i64)helpers * MK_NT)
                 asm volatile("prefetch.global.L2 [%0];" :: "l"((const char*)w.wo + i * 128));
         }
-        mk_preload<1>(wb, w.wo, H, QD);
+        mk_preload<1>(wb, pre, depth, w.wo, H, QD);
         mk_sync(a.bar, gen, a.trace, tk);
         // o
         mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
-        mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI);
-        mk_preload<2>(wb, w.wgu, 2 * I, H);
+        mk_gemv<1, EPI_ADD, 0>(wb, pre, depth, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_preload<2>(wb, pre, depth, w.wgu, 2 * I, H);
+        gpre = mk_gamma(w.mlpNorm, H, a.flags);
         mk_sync(a.bar, gen, a.trace, tk);
         // gate/up
-        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, mk_smem, H, a.eps, red);
-        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI);
-        mk_preload<1>(wb, w.wdown, H, I);
+        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, a.eps, red);
+        mk_gemv<2, EPI_SILU, 1>(wb, pre, depth, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_preload<1>(wb, pre, depth, w.wdown, H, I);
         mk_sync(a.bar, gen, a.trace, tk);
         // down
         mk_stage_bf16(a.act, (u16*)mk_smem, I);
-        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI);
-        if (l + 1 < a.L) mk_preload<2>(wb, a.layers[l + 1].wqkv, QKV, H);
-        else mk_preload<1>(wb, a.out, a.V, H);
+        mk_gemv<1, EPI_ADD, 0>(wb, pre, depth, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI);
+        if (l + 1 < a.L) {
+            mk_preload<2>(wb, pre, depth, a.layers[l + 1].wqkv, QKV, H);
+            gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
+        } else {
+            mk_preload<1>(wb, pre, depth, a.out, a.V, H);
+            gpre = mk_gamma(a.finalNorm, H, a.flags);
+        }
         mk_sync(a.bar, gen, a.trace, tk);
     }
     // final norm + lm_head + this block's best
-    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, mk_smem, H, a.eps, red);
-    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI);
+    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, mk_smem, H, a.eps, red);
+    mk_gemv<1, EPI_F32, 1>(wb, pre, depth, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane == 0) { bv[warp] = bestV; bi[warp] = bestI; }
     __syncthreads();

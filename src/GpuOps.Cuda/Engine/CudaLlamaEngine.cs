@@ -558,9 +558,23 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     internal const int MkThreads = 512;
     private int _mkGrid, _mkSmemSet;
 
-    /// <summary>Dynamic shared memory of decode_b1_*: the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
-    internal int MkSharedBytes(int maxContext) =>
-        Math.Max(Math.Max(H * 4, Math.Max(QDim * 2, I * 2)), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2) + maxContext) * 4);
+    /// <summary>Shared memory of decode_b1_* for the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
+    internal int MkStageBytes(int maxContext) =>
+        (Math.Max(Math.Max(H * 4, Math.Max(QDim * 2, I * 2)), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2) + maxContext) * 4) + 15) & ~15;
+
+    /// <summary>Weight batches per warp prefetched into shared memory before each barrier: bits 4-5 of the flags, as many as fit.</summary>
+    internal int MkDepth(int maxContext)
+    {
+        int depth = (PersistentFlags >> 4) & 3;
+        while (depth > 0 && MkStageBytes(maxContext) + depth * MkPrefetchBytesPerBatch > Ctx.MaxSharedMemoryPerBlockOptin - 1024) depth--;
+        return depth;
+    }
+
+    /// <summary>One batch of every warp of a block: 16 warps x 32 lanes x 8 x 16 bytes.</summary>
+    private const int MkPrefetchBytesPerBatch = MkThreads / 32 * 32 * 8 * 16;
+
+    /// <summary>Dynamic shared memory of decode_b1_*: the stage area, then the prefetch slots.</summary>
+    internal int MkSharedBytes(int maxContext) => MkStageBytes(maxContext) + MkDepth(maxContext) * MkPrefetchBytesPerBatch;
 
     /// <summary>
     /// Check that the persistent kernel can run for this cache (all blocks resident: one per multiprocessor) and write
@@ -593,6 +607,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             LayerElems = (long)(cache.Keys(1 % L) - cache.Keys(0)) / 2,
             L = L, H = H, I = I, V = V, Nh = Nh, Nkv = Nkv, Hd = Hd, MaxCtx = cache.MaxContext,
             Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = PersistentFlags,
+            Depth = MkDepth(cache.MaxContext), StageBytes = MkStageBytes(cache.MaxContext),
         };
         if (L == 1) args.LayerElems = 0;
         Check(cuMemcpyHtoD(ws.Mk, &args, (nuint)sizeof(MkArgs)), "cuMemcpyHtoD(decode_b1 arguments)");
@@ -633,12 +648,15 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public long LayerElems;
         public int L, H, I, V, Nh, Nkv, Hd, MaxCtx, Window;
         public float Eps, Scale;
-        public int Flags;
+        public int Flags, Depth, StageBytes;
     }
 
     /// <summary>
     /// Variants of the persistent kernel (MkArgs.flags in llama.cu): 1 = one-pass attention (online softmax, all loads
-    /// of a round in flight), 2 = blocks without an attention head pull the o-projection weights into L2 meanwhile.
+    /// of a round in flight), 2 = blocks without an attention head pull the o-projection weights into L2 meanwhile,
+    /// 4 = the attention blocks pull their cached k/v into L2 during the q/k/v phase, 8 = RMSNorm weights and the
+    /// residual of each x += row loaded early, bits 4-5 = weight batches per warp prefetched into shared memory before
+    /// each barrier (0-3, as many as fit).
     /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 1;
