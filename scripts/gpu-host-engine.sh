@@ -8,7 +8,8 @@ OUT=${OUT:-$(pwd)/gpu-host-out}
 mkdir -p "$OUT"
 E=${GPUOPS_ENGINE_DIR:-.gpu-host-engine}
 what=${1:-all}; shift || true
-export GPUOPS_REPO_ROOT=$(pwd) GPUOPS_KERNEL_CACHE=/tmp/gpuops-kernels PYTHONUNBUFFERED=1
+# kernels from the repository (not the copies published beside the assemblies), so kernel edits need no republish
+export GPUOPS_REPO_ROOT=$(pwd) GPUOPS_KERNELS_DIR=$(pwd)/kernels GPUOPS_KERNEL_CACHE=/tmp/gpuops-kernels PYTHONUNBUFFERED=1
 dn="bash $E/dotnet"
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.sm,clocks.mem --format=csv > "$OUT/nvidia-smi.txt" 2>&1

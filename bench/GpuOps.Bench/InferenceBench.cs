@@ -186,15 +186,15 @@ public static class InferenceBench
                 // the persistent kernel (default) first, then the multi-kernel path (GEMV grid sweep, fused/unfused RoPE)
                 engine.PersistentDecode = true;
                 // its variants (CudaLlamaEngine.PersistentFlags): attention two-pass / one-pass, L2 pulls of the o weights
-                // and of the cached k/v, early RMSNorm-weight / residual loads, 0-3 weight batches per warp prefetched
-                // into shared memory before each barrier; GPUOPS_BENCH_MK_FLAGS="1,9,..." overrides the list
+                // and of the cached k/v, early RMSNorm-weight / residual loads, attention + o in one phase split over
+                // the heads; GPUOPS_BENCH_MK_FLAGS="1,9,..." overrides the list
                 {
                     int bestFlags = engine.PersistentFlags;
                     double bestV = 0;
                     int[]? firstIds = null;
                     var variants = Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_FLAGS") is { Length: > 0 } fl
                         ? fl.Split(',').Select(int.Parse).ToArray()
-                        : new[] { 1, 3, 9, 13, 1 | 8 | 16, 1 | 8 | 32, 1 | 8 | 48, 1 | 4 | 8 | 32, 1 | 4 | 8 | 48, 1 | 2 | 8 | 32 };
+                        : new[] { 1, 13, 93, 29 };
                     foreach (int flags in variants)
                     {
                         engine.PersistentFlags = flags;
@@ -209,7 +209,8 @@ public static class InferenceBench
                         string Ph(string name) => $"{tr.Where(x => x.Phase == name).Average(x => x.WorkUs + x.WaitUs):F1}";
                         ours[$"decode_b1_persistent_flags{flags}_tok_s"] = tps;
                         Say($"  persistent variant {flags,2} ({((flags & 1) != 0 ? "one-pass" : "two-pass")} attention{((flags & 2) != 0 ? ", o pulled into L2" : "")}" +
-                            $"{((flags & 4) != 0 ? ", k/v pulled into L2" : "")}{((flags & 8) != 0 ? ", early loads" : "")}, depth {engine.MkDepth(cache.MaxContext)}): " +
+                            $"{((flags & 4) != 0 ? ", k/v pulled into L2" : "")}{((flags & 8) != 0 ? ", early loads" : "")}{((flags & 16) != 0 ? ", attention + o split over the heads" : "")}{((flags & 32) != 0 ? " (o rows pulled into L2)" : "")}{((flags & 64) != 0 ? ", next group's first batch early" : "")}" +
+                            "): " +
                             $"{tps:F1} tok/s; per layer qkv {Ph("qkv")} attention {Ph("attention")} o {Ph("o")} gate/up {Ph("gate/up")} down {Ph("down")} us, " +
                             $"lm_head {Ph("lm_head")} us; ids equal to the first variant's: {ids.SequenceEqual(firstIds)}");
                         if (tps > bestV) { bestV = tps; bestFlags = flags; }

@@ -724,6 +724,9 @@ __device__ __forceinline__ void attn_prefill_impl(const u16* __restrict__ qkv, c
 ATTN_PREFILL(64)
 ATTN_PREFILL(128)
 
+// The 128-query-row version (two m16 tiles per warp, Q staged in shared memory, 2 blocks per SM).
+// #include "attn_prefill2.cuh" (off for this run)
+
 // The first version (V transposed into shared memory with 2-byte stores: 16-way bank conflicts), kept for comparison.
 template <int HD>
 __device__ __forceinline__ void attn_prefill_v1_impl(const u16* __restrict__ qkv, const u16* __restrict__ kc, const u16* __restrict__ vc,
@@ -995,17 +998,20 @@ struct MkArgs {
     float* candV;       // [gridDim.x] best logit of each block
     int* candI;
     u64* trace;         // [2 * phases]: block 0's %globaltimer when it reaches and when it leaves each barrier
+    u64* acco;          // [H] (MK_SPLIT_O) the o projection's sum in 32.32 fixed point; zero between layers
     i64 layerElems;
     int L, H, I, V, nh, nkv, hd, maxCtx, window;
     float eps, scale;
     int flags;          // MK_* below
-    int depth;          // weight batches per warp prefetched into shared memory before each barrier (0..3)
-    int stageBytes;     // dynamic shared memory: [stageBytes of staged input / attention scratch | 16 warps x depth x 4 KB]
 };
 #define MK_ONE_PASS_ATTN 1   // one-pass attention (else two-pass through attn_token_impl)
 #define MK_PREFETCH_O 2      // blocks without a head pull the o weights into L2 during attention
 #define MK_PREFETCH_KV 4     // the attention blocks pull their head's cached k/v into L2 during the q/k/v phase
 #define MK_EARLY 8           // RMSNorm weights loaded before the barrier, the residual of an x += row at the row's start
+#define MK_SPLIT_O 16        // attention and the o projection in one phase, split over the heads (mk_o_split)
+#define MK_SPLIT_O_L2 32     // with MK_SPLIT_O: each block pulls its o rows into L2 as attention starts (no register preload)
+#define MK_NEXT_EARLY 64     // a warp loads its next row group's first batch before the current group's sums and epilogue
+#define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 
 __device__ __forceinline__ u64 globaltimer() {
     u64 t;
@@ -1022,7 +1028,7 @@ __device__ __forceinline__ u64 ld_acquire_u64(const u64* p) {
     asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
     return v;
 }
-__device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k) {
+__device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k, int flags) {
     __syncthreads();
     if (threadIdx.x == 0) {
         if (blockIdx.x == 0) trace[2 * k] = globaltimer();
@@ -1032,7 +1038,7 @@ __device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k) 
         // a block that never arrives would hang the device: give up after 2 s with a launch error instead
         u64 t0 = globaltimer();
         for (unsigned spin = 1; ld_acquire_u64(bar) < target; spin++)
-            if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull) asm volatile("trap;");
+            if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull && !(flags & MK_NO_WATCHDOG)) asm volatile("trap;");
         if (blockIdx.x == 0) trace[2 * k + 1] = globaltimer();
     }
     k++;
@@ -1059,46 +1065,21 @@ __device__ __forceinline__ int mk_active_warps(int groups) {
     return best;
 }
 
-// A batch like mk_load's into the warp's shared-memory slot ([r * U + u][lane] uint4), asynchronously.
+// Before a barrier: the first batch of the warp's first row group of the next phase into registers, so memory stays
+// busy while the grid waits and stages its input. (Measured and dropped, bench/notes/cuda-engine.md: pulling the whole
+// first group into L2, run 9, or its next 1-3 batches, session 3 run 3; streaming the weights through a 3-stage cp.async
+// buffer in shared memory, run 11; 1-3 batches per warp prefetched into shared memory, session 3 run 1: the shared
+// memory it takes shrinks L1, which holds the loads in flight.)
 template <int R>
-__device__ __forceinline__ void mk_load_async(uint4* slot, const u16* __restrict__ W, int row0, int N, int K, int c0) {
-    constexpr int U = 8 / R;
-    int chunks = K >> 3, lane = threadIdx.x & 31;
+__device__ __forceinline__ void mk_preload(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
+    int warp = threadIdx.x >> 5;
+    int aw = mk_active_warps((N + R - 1) / R);
+    int grp0 = blockIdx.x * aw + warp;
+    if (warp < aw && grp0 * R < N) {
+        mk_load<R>(wb, W, grp0 * R, N, K, threadIdx.x & 31);
+    } else {
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-        int c = c0 + u * 32;
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            bool ok = c < chunks;
-            const u16* src = ok ? W + (i64)min(row0 + r, N - 1) * K + (i64)c * 8 : W;
-            cp_async16(smem_u32(slot + (r * U + u) * 32 + lane), src, ok ? 16 : 0);
-        }
-    }
-}
-__device__ __forceinline__ void cp_wait_upto(int n) {   // all but the newest n commit groups have landed (n = 0..2)
-    if (n <= 0) asm volatile("cp.async.wait_group 0;" ::: "memory");
-    else if (n == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
-    else asm volatile("cp.async.wait_group 2;" ::: "memory");
-}
-
-// Before a barrier: the first batch of the warp's part of the next phase into registers and the next `depth` batches
-// into its shared-memory slots (one commit group each), so memory stays busy while the grid waits and stages its input.
-// (Measured and dropped, bench/notes/cuda-engine.md: pulling the whole first group into L2, run 9; streaming all
-// weights through a 3-stage cp.async buffer, run 11.) A warp's batches: group grp0 + j * stride, batch b of nb,
-// in the order t = j * nb + b.
-template <int R>
-__device__ __forceinline__ void mk_preload(uint4 (&wb)[8], uint4* pre, int depth, const u16* __restrict__ W, int N, int K) {
-    constexpr int U = 8 / R;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int groups = (N + R - 1) / R, nb = ((K >> 3) + 32 * U - 1) / (32 * U);
-    int aw = mk_active_warps(groups);
-    if (warp >= aw) return;
-    int grp0 = blockIdx.x * aw + warp, stride = gridDim.x * aw;
-    if (grp0 < groups) mk_load<R>(wb, W, grp0 * R, N, K, lane);
-    for (int t = 1; t <= depth; t++) {
-        int grp = grp0 + (t / nb) * stride;
-        if (grp < groups) mk_load_async<R>(pre + (t - 1) * 256, W, grp * R, N, K, lane + (t % nb) * 32 * U);
-        cp_commit();
+        for (int k = 0; k < 8; k++) wb[k] = make_uint4(0, 0, 0, 0);   // (nothing live across the barrier)
     }
 }
 
@@ -1108,10 +1089,21 @@ __device__ __forceinline__ uint4 mk_gamma(const u16* __restrict__ g, int H, int 
     return (flags & MK_EARLY) && i < H ? *(const uint4*)(g + i) : make_uint4(0, 0, 0, 0);
 }
 
+// 32.32 fixed point (MK_SPLIT_O): integer adds are exact and commute, so the heads' parts of the o projection add up
+// to the same bits in any order.
+__device__ __forceinline__ unsigned long long f2fix(float v) { return (unsigned long long)__float2ll_rn(v * 4294967296.f); }
+__device__ __forceinline__ float fix2f(u64 v) { return (float)((double)(long long)v * 2.3283064365386963e-10); }
+__device__ __forceinline__ u64 ld_cg_u64(const u64* p) { u64 v; asm volatile("ld.global.cg.u64 %0, [%1];" : "=l"(v) : "l"(p)); return v; }
+__device__ __forceinline__ void ld_cg_u64x2(const u64* p, u64& a, u64& b) {
+    asm volatile("ld.global.cg.v2.u64 {%0,%1}, [%2];" : "=l"(a), "=l"(b) : "l"(p));
+}
+
 // Stage x (float, from global or, for layer 0, the embedding row) normalised: s[i] = x[i] * rsqrt(mean(x^2) + eps) * g[i],
 // 8 elements a thread at a time (H % 8 == 0); gpre: g of the thread's first 8 (mk_gamma) when MK_EARLY is set.
+// acco (MK_SPLIT_O): the o projection not yet added to x: x + (acco + bo).
 __device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow, float* xg_out, const u16* __restrict__ g, uint4 gpre,
-                                              bool early, float* s, int H, float eps, float* red) {
+                                              bool early, float* s, int H, float eps, float* red, const u64* acco = nullptr,
+                                              const u16* __restrict__ bo = nullptr) {
     float sq = 0.f;
     for (int i = threadIdx.x * 8; i < H; i += MK_NT * 8) {
         float4 v0, v1;
@@ -1124,6 +1116,15 @@ __device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow
         } else {
             v0 = ld_cg_f4(xg + i);
             v1 = ld_cg_f4(xg + i + 4);
+        }
+        if (acco) {
+            u64 q[8];
+            for (int e = 0; e < 8; e += 2) ld_cg_u64x2(acco + i + e, q[e], q[e + 1]);
+            float o[8];
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = fix2f(q[e]) + (bo ? bf2f(bo[i + e]) : 0.f);
+            v0 = make_float4(v0.x + o[0], v0.y + o[1], v0.z + o[2], v0.w + o[3]);
+            v1 = make_float4(v1.x + o[4], v1.y + o[5], v1.z + o[6], v1.w + o[7]);
         }
         *(float4*)(s + i) = v0;
         *(float4*)(s + i + 4) = v1;
@@ -1146,28 +1147,37 @@ __device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
     __syncthreads();
 }
 
-// One GEMV phase: warps stride over groups of R rows, batch after batch (t = 0, 1, ... as in mk_preload): batch 0 is
-// in wb, batches 1..depth in the warp's shared-memory slots; batch depth + 1 is requested into wb as soon as batch 0
-// is used, so it is in flight while the prefetched ones are; later batches are loaded just before their use.
+// One GEMV phase: warps stride over groups of R rows; wb holds the first batch of the warp's first group.
 // INF: the staged input is float (normalised x), else bf16.
+// EPI_ADD with acco (MK_SPLIT_O, the down phase): x = (x + (acco + obias)) + row, and acco back to zero.
 template <int R, int EPI, int INF>
-__device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const uint4* pre, int depth, const u16* __restrict__ W, const u16* __restrict__ bias,
-                                        int N, int K, const void* sIn, const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI) {
+__device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K, const void* sIn,
+                                        const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI, u64* acco = nullptr,
+                                        const u16* __restrict__ obias = nullptr) {
     constexpr int U = 8 / R;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int groups = (N + R - 1) / R, chunks = K >> 3, nb = (chunks + 32 * U - 1) / (32 * U);
+    int groups = (N + R - 1) / R, chunks = K >> 3;
     int aw = mk_active_warps(groups);
     if (warp >= aw) return;
-    int grp0 = blockIdx.x * aw + warp, stride = gridDim.x * aw;
-    int t = 0;
-    for (int grp = grp0; grp < groups; grp += stride) {
+    // The warp's groups: its first (batch 0 in wb), then every stride-th. (Measured and dropped, session 3 run 11:
+    // claiming the groups after the first from a per-phase counter to balance the warps; no phase got faster and the
+    // lm_head's 60 claims per warp on one counter cost 70 us.)
+    int stride = gridDim.x * aw;
+    bool nextEarly = (a.flags & MK_NEXT_EARLY) != 0;
+    for (int grp = blockIdx.x * aw + warp; grp < groups;) {
         int row0 = grp * R;
+        if (!nextEarly && grp != blockIdx.x * aw + warp) mk_load<R>(wb, W, row0, N, K, lane);
         float acc[R];
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = 0.f;
-        float xold = 0.f;
-        if (EPI == EPI_ADD && (a.flags & MK_EARLY) && lane == 0) xold = ld_cg(a.x + row0);
-        auto dot = [&](const uint4 (&w)[8], int c0) {
+        float xold = 0.f;   // (MK_EARLY: the residual of an x += row is read at the row's start, off the phase's tail)
+        u64 oold = 0;
+        if (EPI == EPI_ADD && (a.flags & MK_EARLY) && lane == 0) {
+            xold = ld_cg(a.x + row0);
+            if (acco) oold = ld_cg_u64(acco + row0);
+        }
+        for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+            if (c0 != lane) mk_load<R>(wb, W, row0, N, K, c0);
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 int c = c0 + u * 32;
@@ -1182,35 +1192,23 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const uint4* pre, int de
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     float wf[8];
-                    bf8_to_f(w[r * U + u], wf);
+                    bf8_to_f(wb[r * U + u], wf);
                     float s = acc[r];
 #pragma unroll
                     for (int j = 0; j < 8; j++) s = fmaf(wf[j], xv[j], s);
                     acc[r] = s;
                 }
             }
-        };
-        for (int b = 0; b < nb; b++, t++) {
-            int c0 = lane + b * 32 * U;
-            if (t >= 1 && t <= depth) {
-                cp_wait_upto(depth - t);
-                const uint4* sl = pre + (t - 1) * 256 + lane;
-                uint4 ws[8];
-#pragma unroll
-                for (int k = 0; k < 8; k++) ws[k] = sl[k * 32];
-                dot(ws, c0);
-            } else {
-                if (t > 0 && !(depth > 0 && t == depth + 1)) mk_load<R>(wb, W, row0, N, K, c0);
-                dot(wb, c0);
-                if (t == 0 && depth > 0) {
-                    int tn = depth + 1, gn = grp0 + (tn / nb) * stride;
-                    if (gn < groups) mk_load<R>(wb, W, gn * R, N, K, lane + (tn % nb) * 32 * U);
-                }
-            }
         }
+        // (MK_NEXT_EARLY) the next group's first batch, in flight during the sums and the epilogue
+        int next = grp + stride;
+        if (nextEarly && next < groups) mk_load<R>(wb, W, next * R, N, K, lane);
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
+        int cur = grp;
+        grp = next;
         if (lane != 0) continue;
+        row0 = cur * R;
         if (EPI == EPI_QKV) {
             qkv_store(acc[0], acc[R > 1 ? 1 : 0], bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems,
                       a.vc + (i64)layer * a.layerElems, a.nh, a.nkv, a.hd, a.maxCtx);
@@ -1221,7 +1219,13 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const uint4* pre, int de
         } else if (EPI == EPI_ADD) {
             float* xp = a.x + row0;
             float v = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
-            *xp = ((a.flags & MK_EARLY) ? xold : ld_cg(xp)) + v;
+            float x0 = (a.flags & MK_EARLY) ? xold : ld_cg(xp);
+            if (acco) {
+                u64 o = (a.flags & MK_EARLY) ? oold : ld_cg_u64(acco + row0);
+                x0 = x0 + (fix2f(o) + (obias ? bf2f(obias[row0]) : 0.f));
+                acco[row0] = 0;
+            }
+            *xp = x0 + v;
         } else {   // EPI_F32: logits, and the warp's best (largest, lowest index on ties; NaN never wins)
             float v = acc[0];
             a.logits[row0] = v;
@@ -1249,8 +1253,9 @@ __device__ __forceinline__ void mk_prefetch_kv(const MkArgs& a, int l, int h, in
 // One-pass attention of head h (online softmax): TPP = HD / 8 threads per position, each with 8 dimensions of q, k
 // and v; G = MK_NT / TPP positions at a time, P of them per thread per round with all their k and v loads in flight.
 // The G partial results (max, sum, 8 dims of the weighted v per thread) are combined through shared memory.
+// so: (MK_SPLIT_O) the output to shared memory, as float of its bf16 rounding, instead of a.attn.
 template <int HD>
-__device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, int p, int slot, float* sm) {
+__device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, int p, int slot, float* sm, float* so = nullptr) {
     constexpr int TPP = HD / 8, G = MK_NT / TPP, P = 4;
     float* gm = sm;                 // [G] max of each group
     float* gl = sm + G;             // [G] sum of each group
@@ -1310,29 +1315,90 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
             tot += w * gl[k];
             v += w * gacc[k * HD + d];
         }
-        a.attn[h * HD + d] = f2bf(v / tot);
+        u16 r = f2bf(v / tot);
+        if (so) so[d] = bf2f(r);
+        else a.attn[h * HD + d] = r;
     }
     __syncthreads();
 }
 
+// MK_SPLIT_O: attention and the o projection in one phase. gridDim.x / nh blocks per head (4 on 132 SMs with 32
+// heads) each compute the head's attention (the k/v reads repeat, they are small and in L2) and multiply it by their
+// share of rows [r0, r1) of the head's 128 columns of W_o, adding into acco in fixed point; the sum joins x when the
+// next phase stages its input (and for good in the down phase). One grid barrier and the staging of the attention
+// output fewer per layer. A warp takes RPS = 32 / (HD / 8) rows per step (HD / 8 lanes a row, 16 bytes each), a batch
+// is 8 steps in flight; warp w takes steps w, w + 16, ...
+template <int HD>
+__device__ __forceinline__ void mk_o_load(uint4 (&wb)[8], const u16* __restrict__ Wo, int QD, int h, int r0, int r1, int bt) {
+    constexpr int LPR = HD / 8, RPS = 32 / LPR;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+        int row = r0 + (warp + MK_W * (8 * bt + u)) * RPS + lane / LPR;
+        wb[u] = row < r1 ? ldg_stream((const uint4*)(Wo + (i64)row * QD + h * HD + (lane % LPR) * 8)) : make_uint4(0, 0, 0, 0);
+    }
+}
+__device__ __forceinline__ void mk_o_part(const MkArgs& a, int& h, int& r0, int& r1) {
+    int bph = gridDim.x / a.nh, part = blockIdx.x % bph, rp = (a.H + bph - 1) / bph;
+    h = blockIdx.x / bph;
+    r0 = min(a.H, part * rp);
+    r1 = min(a.H, r0 + rp);
+}
+template <int HD>
+__device__ __forceinline__ void mk_o_pull(const u16* __restrict__ Wo, int QD, int h, int r0, int r1) {
+    constexpr int LPR = HD * 2 / 128 > 0 ? HD * 2 / 128 : 1;   // 128-byte lines per row slice
+    for (int i = threadIdx.x; i < (r1 - r0) * LPR; i += MK_NT)
+        asm volatile("prefetch.global.L2 [%0];" :: "l"(Wo + (i64)(r0 + i / LPR) * QD + h * HD + (i % LPR) * 64));
+}
+// wb: batch 0 when preloaded (else loaded here).
+template <int HD>
+__device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], bool preloaded, const float* ho, const u16* __restrict__ Wo, int QD, int h, int r0, int r1,
+                                           u64* acco) {
+    constexpr int LPR = HD / 8, RPS = 32 / LPR;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float hv[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) hv[j] = ho[(lane % LPR) * 8 + j];
+    int steps = (r1 - r0 + RPS - 1) / RPS;
+    for (int bt = 0; warp + MK_W * 8 * bt < steps; bt++) {
+        if (bt > 0 || !preloaded) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt);
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            float wf[8];
+            bf8_to_f(wb[u], wf);
+            float d = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) d = fmaf(wf[j], hv[j], d);
+#pragma unroll
+            for (int o = LPR / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            int row = r0 + (warp + MK_W * (8 * bt + u)) * RPS + lane / LPR;
+            if (lane % LPR == 0 && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(d));
+        }
+    }
+}
+
 template <int HD>
 __device__ __forceinline__ void mk_decode(const MkArgs& a) {
-    extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch, then the prefetch slots
+    extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch
     __shared__ float red[33];
     __shared__ float bv[MK_W];
     __shared__ int bi[MK_W];
+    __shared__ float ho[HD];   // (MK_SPLIT_O) the head's attention output
     u64 gen = 0;   // (thread 0) the arrival count when this launch began
     int tk = 0;
     if (threadIdx.x == 0) gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
     int tok = ld_i(a.tokens), p = ld_i(a.pos), slot = ld_i(a.slot);
     int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
-    int depth = a.depth;
     bool early = (a.flags & MK_EARLY) != 0;
-    uint4* pre = (uint4*)((char*)mk_smem + a.stageBytes) + (threadIdx.x >> 5) * depth * 256;
+    // (one-pass attention only; every head needs a block)
+    bool split = (a.flags & MK_SPLIT_O) && (a.flags & MK_ONE_PASS_ATTN) && (int)gridDim.x >= a.nh;
+    int oh = 0, or0 = 0, or1 = 0;
+    if (split) mk_o_part(a, oh, or0, or1);
+    bool oBlock = split && (int)blockIdx.x < a.nh * ((int)gridDim.x / a.nh);
     float bestV = NEG_INF;
     int bestI = 0x7fffffff;
     uint4 wb[8];
-    mk_preload<2>(wb, pre, depth, a.layers[0].wqkv, QKV, H);
+    mk_preload<2>(wb, a.layers[0].wqkv, QKV, H);
     uint4 gpre = mk_gamma(a.layers[0].attnNorm, H, a.flags);
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
@@ -1340,51 +1406,72 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, gpre, early, mk_smem, H,
                       a.eps, red);
         if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
-        mk_gemv<2, EPI_QKV, 1>(wb, pre, depth, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
-        mk_sync(a.bar, gen, a.trace, tk);
-        // attention, one block per head; the other blocks start on the o weights meanwhile (splitting each head's
-        // positions over four blocks instead was slower: the o weights then came from memory, run 9)
-        if ((int)blockIdx.x < a.nh) {
-            for (int h = blockIdx.x; h < a.nh; h += gridDim.x) {
-                if (a.flags & MK_ONE_PASS_ATTN) mk_attn_one_pass<HD>(a, l, h, p, slot, mk_smem);
-                else attn_token_impl<HD, MK_NT>(a.qkv, a.kc + (i64)l * a.layerElems, a.vc + (i64)l * a.layerElems, a.attn, a.slot, a.pos,
-                                                a.nh, a.nkv, a.maxCtx, a.window, a.scale, 0, h, mk_smem);
-                __syncthreads();
+        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
+        if (split) {
+            bool pull = (a.flags & MK_SPLIT_O_L2) != 0;
+            if (oBlock && !pull) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
+            mk_sync(a.bar, gen, a.trace, tk, a.flags);
+            if (oBlock) {
+                if (pull) mk_o_pull<HD>(w.wo, QD, oh, or0, or1);
+                mk_attn_one_pass<HD>(a, l, oh, p, slot, mk_smem, ho);   // (ends with __syncthreads)
+                if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
+                mk_o_split<HD>(wb, !pull, ho, w.wo, QD, oh, or0, or1, a.acco);
+            } else if (threadIdx.x == 0 && blockIdx.x == 0) {
+                a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
             }
-        } else if (a.flags & MK_PREFETCH_O) {
-            i64 lines = (i64)H * QD * 2 / 128;
-            int helpers = gridDim.x - a.nh;
-            for (i64 i = (i64)(blockIdx.x - a.nh) * MK_NT + threadIdx.x; i < lines; i += (i64)helpers * MK_NT)
-                asm volatile("prefetch.global.L2 [%0];" :: "l"((const char*)w.wo + i * 128));
+            // (the trace's attention "barrier": block 0's end of attention; no arrivals, so the barrier count's base
+            // moves back one grid for the later barriers' targets)
+            tk++;
+            if (threadIdx.x == 0) gen -= gridDim.x;
+            mk_preload<2>(wb, w.wgu, 2 * I, H);
+            gpre = mk_gamma(w.mlpNorm, H, a.flags);
+            mk_sync(a.bar, gen, a.trace, tk, a.flags);
+        } else {
+            mk_sync(a.bar, gen, a.trace, tk, a.flags);
+            // attention, one block per head; the other blocks start on the o weights meanwhile (splitting each head's
+            // positions over four blocks instead was slower: the o weights then came from memory, run 9)
+            if ((int)blockIdx.x < a.nh) {
+                for (int h = blockIdx.x; h < a.nh; h += gridDim.x) {
+                    if (a.flags & MK_ONE_PASS_ATTN) mk_attn_one_pass<HD>(a, l, h, p, slot, mk_smem);
+                    else attn_token_impl<HD, MK_NT>(a.qkv, a.kc + (i64)l * a.layerElems, a.vc + (i64)l * a.layerElems, a.attn, a.slot, a.pos,
+                                                    a.nh, a.nkv, a.maxCtx, a.window, a.scale, 0, h, mk_smem);
+                    __syncthreads();
+                }
+            } else if (a.flags & MK_PREFETCH_O) {
+                i64 lines = (i64)H * QD * 2 / 128;
+                int helpers = gridDim.x - a.nh;
+                for (i64 i = (i64)(blockIdx.x - a.nh) * MK_NT + threadIdx.x; i < lines; i += (i64)helpers * MK_NT)
+                    asm volatile("prefetch.global.L2 [%0];" :: "l"((const char*)w.wo + i * 128));
+            }
+            mk_preload<1>(wb, w.wo, H, QD);
+            mk_sync(a.bar, gen, a.trace, tk, a.flags);
+            // o
+            mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
+            mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI);
+            mk_preload<2>(wb, w.wgu, 2 * I, H);
+            gpre = mk_gamma(w.mlpNorm, H, a.flags);
+            mk_sync(a.bar, gen, a.trace, tk, a.flags);
         }
-        mk_preload<1>(wb, pre, depth, w.wo, H, QD);
-        mk_sync(a.bar, gen, a.trace, tk);
-        // o
-        mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
-        mk_gemv<1, EPI_ADD, 0>(wb, pre, depth, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI);
-        mk_preload<2>(wb, pre, depth, w.wgu, 2 * I, H);
-        gpre = mk_gamma(w.mlpNorm, H, a.flags);
-        mk_sync(a.bar, gen, a.trace, tk);
         // gate/up
-        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, a.eps, red);
-        mk_gemv<2, EPI_SILU, 1>(wb, pre, depth, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI);
-        mk_preload<1>(wb, pre, depth, w.wdown, H, I);
-        mk_sync(a.bar, gen, a.trace, tk);
+        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, a.eps, red, split ? a.acco : nullptr, w.bo);
+        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_preload<1>(wb, w.wdown, H, I);
+        mk_sync(a.bar, gen, a.trace, tk, a.flags);
         // down
         mk_stage_bf16(a.act, (u16*)mk_smem, I);
-        mk_gemv<1, EPI_ADD, 0>(wb, pre, depth, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI, split ? a.acco : nullptr, w.bo);
         if (l + 1 < a.L) {
-            mk_preload<2>(wb, pre, depth, a.layers[l + 1].wqkv, QKV, H);
+            mk_preload<2>(wb, a.layers[l + 1].wqkv, QKV, H);
             gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
         } else {
-            mk_preload<1>(wb, pre, depth, a.out, a.V, H);
+            mk_preload<1>(wb, a.out, a.V, H);
             gpre = mk_gamma(a.finalNorm, H, a.flags);
         }
-        mk_sync(a.bar, gen, a.trace, tk);
+        mk_sync(a.bar, gen, a.trace, tk, a.flags);
     }
     // final norm + lm_head + this block's best
     mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, mk_smem, H, a.eps, red);
-    mk_gemv<1, EPI_F32, 1>(wb, pre, depth, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI);
+    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane == 0) { bv[warp] = bestV; bi[warp] = bestI; }
     __syncthreads();
@@ -1396,7 +1483,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         a.candV[blockIdx.x] = v;
         a.candI[blockIdx.x] = ix;
     }
-    mk_sync(a.bar, gen, a.trace, tk);
+    mk_sync(a.bar, gen, a.trace, tk, a.flags);
     if (blockIdx.x == 0 && warp == 0) {
         float v = NEG_INF;
         int ix = 0x7fffffff;

@@ -295,7 +295,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         private readonly List<ulong> _all = new();
         public readonly int Tokens, Rows, SumSqStride;
         public readonly ulong X, Hn, Qkv, Attn, Gu, Act, Logits, SumSq, Ints, RowIds, RopeCs;
-        public readonly ulong Mk, MkBar, MkCand, MkTrace;   // batch 1: persistent kernel arguments, grid-barrier count, argmax candidates, timestamps
+        public readonly ulong Mk, MkBar, MkCand, MkTrace, MkAcc;   // batch 1: persistent kernel arguments, grid-barrier count, argmax candidates, timestamps, o sum
 
         public Workspace(CudaLlamaEngine e, int tokens, int rows)
         {
@@ -325,6 +325,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                     Check(cuMemsetD8Async(MkBar, 0, 8, e.Ctx.Stream), "cuMemsetD8Async(barrier)");
                     MkCand = Alloc(8L * MkMaxGrid);
                     MkTrace = Alloc(16L * (5 * e.L + 2));
+                    MkAcc = Alloc(8L * e.H);   // (kept at zero between layers by the kernel)
+                    Check(cuMemsetD8Async(MkAcc, 0, (nuint)(8L * e.H), e.Ctx.Stream), "cuMemsetD8Async(o sum)");
                 }
             }
             catch
@@ -558,23 +560,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     internal const int MkThreads = 512;
     private int _mkGrid, _mkSmemSet;
 
-    /// <summary>Shared memory of decode_b1_* for the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
-    internal int MkStageBytes(int maxContext) =>
-        (Math.Max(Math.Max(H * 4, Math.Max(QDim * 2, I * 2)), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2) + maxContext) * 4) + 15) & ~15;
-
-    /// <summary>Weight batches per warp prefetched into shared memory before each barrier: bits 4-5 of the flags, as many as fit.</summary>
-    internal int MkDepth(int maxContext)
-    {
-        int depth = (PersistentFlags >> 4) & 3;
-        while (depth > 0 && MkStageBytes(maxContext) + depth * MkPrefetchBytesPerBatch > Ctx.MaxSharedMemoryPerBlockOptin - 1024) depth--;
-        return depth;
-    }
-
-    /// <summary>One batch of every warp of a block: 16 warps x 32 lanes x 8 x 16 bytes.</summary>
-    private const int MkPrefetchBytesPerBatch = MkThreads / 32 * 32 * 8 * 16;
-
-    /// <summary>Dynamic shared memory of decode_b1_*: the stage area, then the prefetch slots.</summary>
-    internal int MkSharedBytes(int maxContext) => MkStageBytes(maxContext) + MkDepth(maxContext) * MkPrefetchBytesPerBatch;
+    /// <summary>Dynamic shared memory of decode_b1_*: the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
+    internal int MkSharedBytes(int maxContext) =>
+        Math.Max(Math.Max(H * 4, Math.Max(QDim * 2, I * 2)), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2) + maxContext) * 4);
 
     /// <summary>
     /// Check that the persistent kernel can run for this cache (all blocks resident: one per multiprocessor) and write
@@ -603,11 +591,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             Layers = LayerTable, Emb = Embedding, FinalNorm = FinalNorm, Out = Output, InvF = InvFreq,
             Kc = cache.Keys(0), Vc = cache.Values(0), X = ws.X, Qkv = ws.Qkv, Attn = ws.Attn, Act = ws.Act, Logits = ws.Logits,
             Tokens = ws.TokenIds, Slot = ws.SlotIds, Pos = ws.Positions, OutIds = dg.Out, Count = ws.Counts,
-            Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace,
+            Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace, AccO = ws.MkAcc,
             LayerElems = (long)(cache.Keys(1 % L) - cache.Keys(0)) / 2,
             L = L, H = H, I = I, V = V, Nh = Nh, Nkv = Nkv, Hd = Hd, MaxCtx = cache.MaxContext,
             Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = PersistentFlags,
-            Depth = MkDepth(cache.MaxContext), StageBytes = MkStageBytes(cache.MaxContext),
         };
         if (L == 1) args.LayerElems = 0;
         Check(cuMemcpyHtoD(ws.Mk, &args, (nuint)sizeof(MkArgs)), "cuMemcpyHtoD(decode_b1 arguments)");
@@ -644,22 +631,24 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     [StructLayout(LayoutKind.Sequential)]
     internal struct MkArgs
     {
-        public ulong Layers, Emb, FinalNorm, Out, InvF, Kc, Vc, X, Qkv, Attn, Act, Logits, Tokens, Slot, Pos, OutIds, Count, Bar, CandV, CandI, Trace;
+        public ulong Layers, Emb, FinalNorm, Out, InvF, Kc, Vc, X, Qkv, Attn, Act, Logits, Tokens, Slot, Pos, OutIds, Count, Bar, CandV, CandI, Trace, AccO;
         public long LayerElems;
         public int L, H, I, V, Nh, Nkv, Hd, MaxCtx, Window;
         public float Eps, Scale;
-        public int Flags, Depth, StageBytes;
+        public int Flags;
     }
 
     /// <summary>
     /// Variants of the persistent kernel (MkArgs.flags in llama.cu): 1 = one-pass attention (online softmax, all loads
     /// of a round in flight), 2 = blocks without an attention head pull the o-projection weights into L2 meanwhile,
     /// 4 = the attention blocks pull their cached k/v into L2 during the q/k/v phase, 8 = RMSNorm weights and the
-    /// residual of each x += row loaded early, bits 4-5 = weight batches per warp prefetched into shared memory before
-    /// each barrier (0-3, as many as fit).
+    /// residual of each x += row loaded early, 16 = (with 1) attention and the o projection in one phase split over the
+    /// heads, the o sum in fixed point (one grid barrier fewer per layer), 32 = (with 16) each block pulls its o rows
+    /// into L2 as attention starts instead of loading its first batch into registers before the barrier, 64 = a warp loads
+    /// its next row group's first batch before the current group's sums and epilogue (same bits).
     /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
-    internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 1;
+    internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 93;
 
     /// <summary>
     /// Dynamic shared memory of attn_prefill_hd{hd} (two stages of a 64-key K and V tile, rows padded by 8 elements), and
