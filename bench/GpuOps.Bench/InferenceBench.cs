@@ -80,19 +80,36 @@ public static class InferenceBench
             {
                 using var cache = engine.CreateCache(1, 2048);
                 var p = Tok(2048);
-                var times = new List<double>();
-                for (int i = 0; i < 10; i++)
+                // median of 7 after three warm-up passes (clocks ramp from idle), for each prefill attention kernel in turn
+                // (attn_prefill2: 128 query rows per block; attn_prefill: 64), twice, so both see the same machine state
+                double Median(string kernel)
                 {
-                    cache.ResetAll();
-                    var t = Stopwatch.StartNew();
-                    engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, p) });
-                    if (i >= 3) times.Add(t.Elapsed.TotalSeconds);   // three warm-up passes (clocks ramp from idle)
+                    engine.PrefillAttentionKernel = kernel;
+                    var times = new List<double>();
+                    for (int i = 0; i < 10; i++)
+                    {
+                        cache.ResetAll();
+                        var t = Stopwatch.StartNew();
+                        engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, p) });
+                        if (i >= 3) times.Add(t.Elapsed.TotalSeconds);
+                    }
+
+                    times.Sort();
+                    Say($"  prefill 2048 with {kernel}: {times[3] * 1000:F1} ms = {2048 / times[3]:F0} tok/s (median of 7; runs: " +
+                        $"{string.Join(", ", times.Select(x => (x * 1000).ToString("F1", CultureInfo.InvariantCulture)))} ms)");
+                    return times[3];
                 }
 
-                times.Sort();
-                double med = times[times.Count / 2];
+                var meds = new Dictionary<string, List<double>> { ["attn_prefill2"] = new(), ["attn_prefill"] = new() };
+                for (int round = 0; round < 2; round++)
+                    foreach (var k in meds.Keys) meds[k].Add(Median(k));
+                string bestAttn = meds.OrderBy(kv => kv.Value.Min()).First().Key;
+                foreach (var (k, v) in meds) ours[$"prefill_2048_{k}_tok_s"] = 2048 / v.Min();
+                engine.PrefillAttentionKernel = bestAttn;
+                double med = meds[bestAttn].Min();
                 ours["prefill_2048_tok_s"] = 2048 / med;
-                Say($"prefill 2048: {med * 1000:F1} ms = {2048 / med:F0} tok/s (median of {times.Count}; runs: {string.Join(", ", times.Select(x => (x * 1000).ToString("F1", CultureInfo.InvariantCulture)))} ms)");
+                Say($"prefill 2048: {med * 1000:F1} ms = {2048 / med:F0} tok/s (the better of two medians of 7, with {bestAttn}; " +
+                    $"{string.Join(", ", meds.Select(kv => $"{kv.Key} {2048 / kv.Value.Min():F0}"))} tok/s)");
                 foreach (var line in engine.Gemm.TuneLog) Say("  cuBLASLt " + line);
                 // where the time goes: the same prefill with one stage left out (METHOD.md: time variants, take differences)
                 foreach (var skip in new[] { "attention", "gemm" })
@@ -113,18 +130,6 @@ public static class InferenceBench
                     Say($"  prefill 2048 without {skip}: {st[1] * 1000:F1} ms (so {skip} ~ {(med - st[1]) * 1000:F1} ms)");
                 }
 
-                // the first tensor-core attention version (V transposed through 2-byte shared stores), same run
-                engine.PrefillAttentionKernel = "attn_prefill_v1";
-                var v1 = new List<double>();
-                for (int i = 0; i < 3; i++)
-                {
-                    cache.ResetAll();
-                    var t = Stopwatch.StartNew();
-                    engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, p) });
-                    v1.Add(t.Elapsed.TotalSeconds);
-                }
-
-                engine.PrefillAttentionKernel = "attn_prefill";
                 // per-kernel time of one prefill pass (eager launches with an event pair around each: the sum is over the pass time)
                 var prof = engine.ProfileKernels(() =>
                 {
@@ -138,9 +143,6 @@ public static class InferenceBench
                     Say($"    {name,-22} {ms,8:F2} ms  ({n} launches, {ms * 1000 / n:F1} us each)");
                 }
 
-                v1.Sort();
-                ours["prefill_2048_attn_v1_tok_s"] = 2048 / v1[1];
-                Say($"  prefill 2048 with the v1 attention kernel: {v1[1] * 1000:F1} ms = {2048 / v1[1]:F0} tok/s");
             }
 
             // batch-1 GEMVs alone (successive layers' weights, no L2 reuse): achieved bandwidth against the copy rate
@@ -260,7 +262,7 @@ public static class InferenceBench
                     foreach (var (name, ms, n) in prof) Say($"    {name,-22} {ms / 4 * 1000,8:F1} us/step  ({n / 4} launches, {ms * 1000 / n:F2} us each)");
                 }
 
-                foreach (var (name, regs, local) in engine.KernelResources("decode_b1_hd128", "gemv_b1_n1_e2_r2", "gemv_b1_n0_e1_r1", "gemv_qkv_b1_n1_r2", "gemv_b1_n1_e3_r1", "attn_token_hd128", "attn_prefill_hd128"))
+                foreach (var (name, regs, local) in engine.KernelResources("decode_b1_hd128", "gemv_b1_n1_e2_r2", "gemv_b1_n0_e1_r1", "gemv_qkv_b1_n1_r2", "gemv_b1_n1_e3_r1", "attn_token_hd128", "attn_prefill_hd128", "attn_prefill2_hd128"))
                     Say($"  {name}: {regs} registers, {local} B local memory per thread");
 
                 engine.FusedRope = true;

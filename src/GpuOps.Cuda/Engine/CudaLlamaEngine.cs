@@ -504,11 +504,11 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             else
             {
                 string attn = $"{PrefillAttentionKernel}_hd{Hd}";
-                int attnSmem = PrefillAttentionKernel == "attn_prefill" ? PrefillAttentionSharedBytes(Module.Function(attn), Hd) : 0;
+                int attnSmem = PrefillAttentionSharedBytes(Module.Function(attn), PrefillAttentionKernel, Hd), rowsPer = PrefillAttentionRows(PrefillAttentionKernel);
                 foreach (var ch in chunks)
                 {
                     ulong q = ws.Qkv + (ulong)((long)ch.Row * QkvDim * 2), o = ws.Attn + (ulong)((long)ch.Row * QDim * 2);
-                    K(attn, ((ch.Len + 63) / 64, Nh, 1), 128, attnSmem, q, kc, vc, o, ch.Len, ch.Pos, ch.Slot, Nh, Nkv, cache.MaxContext, window, Scale);
+                    K(attn, ((ch.Len + rowsPer - 1) / rowsPer, Nh, 1), 128, attnSmem, q, kc, vc, o, ch.Len, ch.Pos, ch.Slot, Nh, Nkv, cache.MaxContext, window, Scale);
                 }
             }
 
@@ -650,14 +650,17 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// </summary>
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 93;
 
+    /// <summary>Query rows per block of a prefill attention kernel: 128 for attn_prefill2, 64 for attn_prefill.</summary>
+    internal static int PrefillAttentionRows(string kernel) => kernel == "attn_prefill2" ? 128 : 64;
+
     /// <summary>
-    /// Dynamic shared memory of attn_prefill_hd{hd} (two stages of a 64-key K and V tile, rows padded by 8 elements), and
-    /// the function's limit raised to it (above the 48 KiB default for hd 128).
+    /// Dynamic shared memory of {kernel}_hd{hd}: two stages of a 64-key K and V tile (rows padded by 8 elements), and for
+    /// attn_prefill2 the 128-row Q tile before them; the function's limit is raised to it (above the 48 KiB default).
     /// </summary>
-    internal static int PrefillAttentionSharedBytes(IntPtr function, int hd)
+    internal static int PrefillAttentionSharedBytes(IntPtr function, string kernel, int hd)
     {
-        int bytes = 4 * 64 * (hd + 8) * 2;
-        Check(cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes), "cuFuncSetAttribute(attn_prefill)");
+        int bytes = (PrefillAttentionRows(kernel) == 128 ? 128 + 4 * 64 : 4 * 64) * (hd + 8) * 2;
+        Check(cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes), $"cuFuncSetAttribute({kernel})");
         return bytes;
     }
 
@@ -673,8 +676,13 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// <summary>Blocks of the decode GEMVs per multiprocessor (GPUOPS_GEMV_BLOCKS_PER_SM, default 8).</summary>
     internal int GemvBlocksPerSm { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_GEMV_BLOCKS_PER_SM"), out var b) && b > 0 ? b : 8;
 
-    /// <summary>The tensor-core prefill attention kernel: attn_prefill (ldmatrix.trans for V), or attn_prefill_v1 (GPUOPS_ENGINE_ATTN_V1=1; V transposed with 2-byte stores).</summary>
-    internal string PrefillAttentionKernel { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_ATTN_V1") == "1" ? "attn_prefill_v1" : "attn_prefill";
+    /// <summary>
+    /// The tensor-core prefill attention kernel: attn_prefill2 (128 query rows per block, two m16 tiles per warp, Q in
+    /// shared memory) or attn_prefill (64 rows, Q in registers); GPUOPS_ENGINE_ATTN names one.
+    /// </summary>
+    internal string PrefillAttentionKernel { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_ATTN") is "attn_prefill" or "attn_prefill2"
+        ? Environment.GetEnvironmentVariable("GPUOPS_ENGINE_ATTN")!
+        : "attn_prefill2";
 
     /// <summary>
     /// For benchmarks: one batch-1 decode GEMV ("qkv", "o", "gateup", "down", "lmhead") alone, <paramref name="reps"/> times

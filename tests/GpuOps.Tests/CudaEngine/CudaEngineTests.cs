@@ -448,9 +448,11 @@ public class CudaEngineKernelTests(ITestOutputHelper output)
         ulong dq = d.Up(qkv), dk = d.Up(kc), dv = d.Up(vc);
         float scale = 1f / MathF.Sqrt(hd);
         ulong o1 = d.Poisoned((long)tq * nh * hd * 2), o2 = d.Poisoned((long)tq * nh * hd * 2), o3 = d.Poisoned((long)tq * nh * hd * 2);
-        int smem = CudaLlamaEngine.PrefillAttentionSharedBytes(d.Module.Function($"attn_prefill_hd{hd}"), hd);
-        d.Run($"attn_prefill_hd{hd}", ((tq + 63) / 64, nh, 1), 128, smem, dq, dk, dv, o1, tq, q0, slot, nh, nkv, maxCtx, window, scale);
-        d.Run($"attn_prefill_v1_hd{hd}", ((tq + 63) / 64, nh, 1), 128, 0, dq, dk, dv, o3, tq, q0, slot, nh, nkv, maxCtx, window, scale);
+        foreach (var (kernel, o) in new[] { ("attn_prefill", o1), ("attn_prefill2", o3) })
+        {
+            int smem = CudaLlamaEngine.PrefillAttentionSharedBytes(d.Module.Function($"{kernel}_hd{hd}"), kernel, hd), rows = CudaLlamaEngine.PrefillAttentionRows(kernel);
+            d.Run($"{kernel}_hd{hd}", ((tq + rows - 1) / rows, nh, 1), 128, smem, dq, dk, dv, o, tq, q0, slot, nh, nkv, maxCtx, window, scale);
+        }
         var slotIds = Enumerable.Repeat(slot, tq).ToArray();
         var pos = Enumerable.Range(q0, tq).ToArray();
         ulong ds = d.Up(slotIds), dp = d.Up(pos);
@@ -482,7 +484,7 @@ public class CudaEngineKernelTests(ITestOutputHelper output)
             }
         }
 
-        foreach (var (name, buf) in new[] { ("prefill", o1), ("token", o2), ("prefill v1", o3) })
+        foreach (var (name, buf) in new[] { ("prefill", o1), ("token", o2), ("prefill2", o3) })
         {
             var got = d.Down<ushort>(buf, tq * nh * hd).Select(v => (double)Bf(v)).ToArray();
             Assert.All(got, v => Assert.True(double.IsFinite(v), $"{name}: unwritten or non-finite output"));
