@@ -821,8 +821,9 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
 // multiprocessor, all resident). Per layer five phases separated by grid barriers:
 //   qkv    input x normalised in shared memory (sum of squares from the staged x: same bits every run), fused
 //          q/k/v GEMV, RoPE on adjacent q/k pairs, k/v to the cache
-//   attn   blocks h < nh: attention of head h; the other blocks pull the o-projection weights into L2 meanwhile
+//   attn   blocks h < nh: attention of head h (MK_PREFETCH_O: the other blocks pull the o weights into L2 meanwhile)
 //   o      GEMV from the staged attention output, x += ...
+// or (MK_SPLIT_O, the default) attn and o as one phase without the barrier between them (mk_o_split), so four:
 //   gateup GEMV from the staged normalised x, silu(gate) * up -> act
 //   down   GEMV from the staged act, x += ...
 // then the final norm + lm_head GEMV (each warp keeps its best logit) and a last barrier after which block 0 picks
