@@ -1112,6 +1112,19 @@ __device__ __forceinline__ void mk_prefetch_kv(const MkArgs& a, int l, int h, in
     }
 }
 
+// The dot product of 8 bf16 values with x[0..7], summed over each aligned group of G lanes (every lane takes part).
+template <int G>
+__device__ __forceinline__ float dot8_lanes(const uint4& w, const float* x) {
+    float f[8];
+    bf8_to_f(w, f);
+    float d = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; e++) d = fmaf(f[e], x[e], d);
+#pragma unroll
+    for (int o = G / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+    return d;
+}
+
 // One-pass attention of head h (online softmax): TPP = HD / 8 threads per position, each with 8 dimensions of q, k
 // and v; G = MK_NT / TPP positions at a time, P of them per thread per round with all their k and v loads in flight.
 // The G partial results (max, sum, 8 dims of the weighted v per thread) are combined through shared memory.
@@ -1148,13 +1161,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
         }
 #pragma unroll
         for (int u = 0; u < P; u++) {
-            float f[8];
-            bf8_to_f(kv[u], f);
-            float d = 0.f;
-#pragma unroll
-            for (int e = 0; e < 8; e++) d = fmaf(f[e], q[e], d);
-#pragma unroll
-            for (int o = TPP / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            float d = dot8_lanes<TPP>(kv[u], q), f[8];
             if (j0 + u * G >= n) continue;   // (uniform within the TPP threads of a position)
             float mn = fmaxf(m, d), sc = __expf(m - mn), w = __expf(d - mn);
             bf8_to_f(vv[u], f);
@@ -1226,13 +1233,7 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], bool preloaded, const
         if (bt > 0 || !preloaded) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            float wf[8];
-            bf8_to_f(wb[u], wf);
-            float d = 0.f;
-#pragma unroll
-            for (int j = 0; j < 8; j++) d = fmaf(wf[j], hv[j], d);
-#pragma unroll
-            for (int o = LPR / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            float d = dot8_lanes<LPR>(wb[u], hv);
             int row = r0 + (warp + MK_W * (8 * bt + u)) * RPS + lane / LPR;
             if (lane % LPR == 0 && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(d));
         }
