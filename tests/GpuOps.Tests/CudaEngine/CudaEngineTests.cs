@@ -437,6 +437,12 @@ public class CudaEngineKernelTests(ITestOutputHelper output)
     [InlineData(64, 100, 37, 4, 2, 0)]
     [InlineData(128, 130, 0, 8, 2, 0)]
     [InlineData(128, 70, 20, 4, 4, 33)]
+    // tile edges on a warp's last row or a window's edge (attn_prefill2's per-warp skip and mask conditions)
+    [InlineData(128, 31, 33, 4, 2, 128)]
+    [InlineData(128, 130, 97, 4, 2, 35)]
+    [InlineData(64, 200, 33, 4, 4, 99)]
+    [InlineData(128, 129, 97, 8, 2, 3)]
+    [InlineData(64, 257, 0, 4, 2, 34)]
     public void AttentionKernelsMatchCpu(int hd, int tq, int q0, int nh, int nkv, int window)
     {
         var rng = new Random(Environment.TickCount);
