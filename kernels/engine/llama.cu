@@ -871,7 +871,6 @@ struct MkArgs {
 #define MK_PREFETCH_KV 4     // the attention blocks pull their head's cached k/v into L2 during the q/k/v phase
 #define MK_EARLY 8           // RMSNorm weights loaded before the barrier, the residual of an x += row at the row's start
 #define MK_SPLIT_O 16        // attention and the o projection in one phase, split over the heads (mk_o_split)
-#define MK_SPLIT_O_L2 32     // with MK_SPLIT_O: each block pulls its o rows into L2 as attention starts (no register preload)
 #define MK_NEXT_EARLY 64     // a warp loads its next row group's first batch before the current group's sums and epilogue
 #define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 
@@ -1067,10 +1066,8 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         if (nextEarly && next < groups) mk_load<R>(wb, W, next * R, N, K, lane);
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
-        int cur = grp;
         grp = next;
         if (lane != 0) continue;
-        row0 = cur * R;
         if (EPI == EPI_QKV) {
             qkv_store(acc[0], acc[R > 1 ? 1 : 0], bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems,
                       a.vc + (i64)layer * a.layerElems, a.nh, a.nkv, a.hd, a.maxCtx);
@@ -1161,9 +1158,9 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
         }
 #pragma unroll
         for (int u = 0; u < P; u++) {
-            float d = dot8_lanes<TPP>(kv[u], q), f[8];
+            float d = dot8_lanes<TPP>(kv[u], q);
             if (j0 + u * G >= n) continue;   // (uniform within the TPP threads of a position)
-            float mn = fmaxf(m, d), sc = __expf(m - mn), w = __expf(d - mn);
+            float mn = fmaxf(m, d), sc = __expf(m - mn), w = __expf(d - mn), f[8];
             bf8_to_f(vv[u], f);
             sum = sum * sc + w;
 #pragma unroll
@@ -1213,15 +1210,10 @@ __device__ __forceinline__ void mk_o_part(const MkArgs& a, int& h, int& r0, int&
     r0 = min(a.H, part * rp);
     r1 = min(a.H, r0 + rp);
 }
+// wb: batch 0, loaded before the q/k/v barrier. (Measured and dropped, session 3 run 10: pulling the o rows into L2
+// as attention starts instead: attention 4.4 -> 7.1 us, -1.3%.)
 template <int HD>
-__device__ __forceinline__ void mk_o_pull(const u16* __restrict__ Wo, int QD, int h, int r0, int r1) {
-    constexpr int LPR = HD * 2 / 128 > 0 ? HD * 2 / 128 : 1;   // 128-byte lines per row slice
-    for (int i = threadIdx.x; i < (r1 - r0) * LPR; i += MK_NT)
-        asm volatile("prefetch.global.L2 [%0];" :: "l"(Wo + (i64)(r0 + i / LPR) * QD + h * HD + (i % LPR) * 64));
-}
-// wb: batch 0 when preloaded (else loaded here).
-template <int HD>
-__device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], bool preloaded, const float* ho, const u16* __restrict__ Wo, int QD, int h, int r0, int r1,
+__device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, const u16* __restrict__ Wo, int QD, int h, int r0, int r1,
                                            u64* acco) {
     constexpr int LPR = HD / 8, RPS = 32 / LPR;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -1230,7 +1222,7 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], bool preloaded, const
     for (int j = 0; j < 8; j++) hv[j] = ho[(lane % LPR) * 8 + j];
     int steps = (r1 - r0 + RPS - 1) / RPS;
     for (int bt = 0; warp + MK_W * 8 * bt < steps; bt++) {
-        if (bt > 0 || !preloaded) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt);
+        if (bt > 0) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             float d = dot8_lanes<LPR>(wb[u], hv);
@@ -1271,16 +1263,12 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
         mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
         if (split) {
-            bool pull = (a.flags & MK_SPLIT_O_L2) != 0;
-            if (oBlock && !pull) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
+            if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
             mk_sync(a.bar, gen, a.trace, tk, a.flags);
-            if (oBlock) {
-                if (pull) mk_o_pull<HD>(w.wo, QD, oh, or0, or1);
+            if (oBlock) {   // (block 0 always is one)
                 mk_attn_one_pass<HD>(a, l, oh, p, slot, mk_smem, ho);   // (ends with __syncthreads)
                 if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
-                mk_o_split<HD>(wb, !pull, ho, w.wo, QD, oh, or0, or1, a.acco);
-            } else if (threadIdx.x == 0 && blockIdx.x == 0) {
-                a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
+                mk_o_split<HD>(wb, ho, w.wo, QD, oh, or0, or1, a.acco);
             }
             // (the trace's attention "barrier": block 0's end of attention; no arrivals, so the barrier count's base
             // moves back one grid for the later barriers' targets)

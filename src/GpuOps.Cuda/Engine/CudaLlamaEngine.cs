@@ -643,8 +643,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// of a round in flight), 2 = blocks without an attention head pull the o-projection weights into L2 meanwhile,
     /// 4 = the attention blocks pull their cached k/v into L2 during the q/k/v phase, 8 = RMSNorm weights and the
     /// residual of each x += row loaded early, 16 = (with 1) attention and the o projection in one phase split over the
-    /// heads, the o sum in fixed point (one grid barrier fewer per layer), 32 = (with 16) each block pulls its o rows
-    /// into L2 as attention starts instead of loading its first batch into registers before the barrier, 64 = a warp loads
+    /// heads, the o sum in fixed point (one grid barrier fewer per layer), 64 = a warp loads
     /// its next row group's first batch before the current group's sums and epilogue (same bits).
     /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
