@@ -196,7 +196,7 @@ public static class InferenceBench
                     int[]? firstIds = null;
                     var variants = Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_FLAGS") is { Length: > 0 } fl
                         ? fl.Split(',').Select(int.Parse).ToArray()
-                        : new[] { 1, 13, 93, 29 };
+                        : new[] { 1, 93, 221 };
                     foreach (int flags in variants)
                     {
                         engine.PersistentFlags = flags;
@@ -212,9 +212,14 @@ public static class InferenceBench
                         ours[$"decode_b1_persistent_flags{flags}_tok_s"] = tps;
                         Say($"  persistent variant {flags,2} ({((flags & 1) != 0 ? "one-pass" : "two-pass")} attention{((flags & 2) != 0 ? ", o pulled into L2" : "")}" +
                             $"{((flags & 4) != 0 ? ", k/v pulled into L2" : "")}{((flags & 8) != 0 ? ", early loads" : "")}{((flags & 16) != 0 ? ", attention + o split over the heads" : "")}{((flags & 64) != 0 ? ", next group's first batch early" : "")}" +
+                            $"{((flags & 128) != 0 ? $", weight ring ({engine.PersistentKernel.Kernel}, {engine.PersistentKernel.Slots} slots)" : "")}" +
                             "): " +
                             $"{tps:F1} tok/s; per layer qkv {Ph("qkv")} attention {Ph("attention")} o {Ph("o")} gate/up {Ph("gate/up")} down {Ph("down")} us, " +
                             $"lm_head {Ph("lm_head")} us; ids equal to the first variant's: {ids.SequenceEqual(firstIds)}");
+                        // every block's timestamps of the variant's last step, per phase averaged over the layers
+                        foreach (var g in engine.PersistentBlockTrace(cache).GroupBy(x => x.Phase))
+                            Say($"      {g.Key,-10} staged med {g.Average(x => x.StagedMed),6:F2} max {g.Average(x => x.StagedMax),6:F2}  arrive min {g.Average(x => x.ArriveMin),6:F2} " +
+                                $"med {g.Average(x => x.ArriveMed),6:F2} max {g.Average(x => x.ArriveMax),6:F2}  release {g.Average(x => x.Release),6:F2} us");
                         if (tps > bestV) { bestV = tps; bestFlags = flags; }
                     }
 
@@ -262,7 +267,7 @@ public static class InferenceBench
                     foreach (var (name, ms, n) in prof) Say($"    {name,-22} {ms / 4 * 1000,8:F1} us/step  ({n / 4} launches, {ms * 1000 / n:F2} us each)");
                 }
 
-                foreach (var (name, regs, local) in engine.KernelResources("decode_b1_hd128", "gemv_b1_n1_e2_r2", "gemv_b1_n0_e1_r1", "gemv_qkv_b1_n1_r2", "gemv_b1_n1_e3_r1", "attn_token_hd128", "attn_prefill_hd128", "attn_prefill2_hd128"))
+                foreach (var (name, regs, local) in engine.KernelResources("decode_b1_hd128", "decode_b1_tma_hd128", "gemv_b1_n1_e2_r2", "gemv_b1_n0_e1_r1", "gemv_qkv_b1_n1_r2", "gemv_b1_n1_e3_r1", "attn_token_hd128", "attn_prefill_hd128", "attn_prefill2_hd128"))
                     Say($"  {name}: {regs} registers, {local} B local memory per thread");
 
                 engine.FusedRope = true;

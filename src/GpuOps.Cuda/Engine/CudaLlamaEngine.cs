@@ -295,7 +295,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         private readonly List<ulong> _all = new();
         public readonly int Tokens, Rows, SumSqStride;
         public readonly ulong X, Hn, Qkv, Attn, Gu, Act, Logits, SumSq, Ints, RowIds, RopeCs;
-        public readonly ulong Mk, MkBar, MkCand, MkTrace, MkAcc;   // batch 1: persistent kernel arguments, grid-barrier count, argmax candidates, timestamps, o sum
+        public readonly ulong Mk, MkBar, MkCand, MkTrace, MkAcc, MkBTrace;   // batch 1: persistent kernel arguments, grid-barrier count, argmax candidates, timestamps, o sum, per-block timestamps
 
         public Workspace(CudaLlamaEngine e, int tokens, int rows)
         {
@@ -326,6 +326,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                     MkCand = Alloc(8L * MkMaxGrid);
                     MkTrace = Alloc(16L * (5 * e.L + 2));
                     MkAcc = Alloc(8L * e.H);   // (kept at zero between layers by the kernel)
+                    MkBTrace = Alloc(16L * (5 * e.L + 2) * e.Ctx.MultiprocessorCount);
                     Check(cuMemsetD8Async(MkAcc, 0, (nuint)(8L * e.H), e.Ctx.Stream), "cuMemsetD8Async(o sum)");
                 }
             }
@@ -448,7 +449,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (persistent)
         {
             // batch 1: the whole step (argmax and the decode-state advance included) in one persistent kernel
-            K($"decode_b1_hd{Hd}", G(_mkGrid), MkThreads, MkSharedBytes(cache.MaxContext), ws.Mk);
+            K(_mkKernel, G(_mkGrid), _mkThreads, _mkSmem, ws.Mk);
             PersistentSteps++;
             return;
         }
@@ -558,11 +559,35 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     public bool PersistentDecode { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT") != "0";
 
     internal const int MkThreads = 512;
-    private int _mkGrid, _mkSmemSet;
+    /// <summary>The weight ring's default slot size and MK_MAX_SLOTS in llama.cu (MK_TMA).</summary>
+    internal const int MkTile = 16384, MkMaxSlots = 16;
+    private int _mkGrid, _mkThreads, _mkSmem;
+    private string _mkKernel = "";
+    private readonly Dictionary<string, int> _mkSmemSet = new();
 
     /// <summary>Dynamic shared memory of decode_b1_*: the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
     internal int MkSharedBytes(int maxContext) =>
         Math.Max(Math.Max(H * 4, Math.Max(QDim * 2, I * 2)), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2) + maxContext) * 4);
+
+    /// <summary>
+    /// The staging part of decode_b1_tma_*'s dynamic shared memory (after the ring): the staged input of a GEMV phase or
+    /// the one-pass attention's scratch (it has no scores of all positions, so it does not grow with the context).
+    /// </summary>
+    internal int MkTmaStagingBytes() => Math.Max(Math.Max(H * 4, I * 2), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2)) * 4);
+
+    /// <summary>
+    /// Whether this model and GPU can run the MK_TMA variant (decode_b1_tma_*): bulk copies need sm_90; it runs attention
+    /// + o split over the heads (flags 1 and 16, a block for every head) and needs at least two slots besides the staging.
+    /// </summary>
+    internal bool TmaDecodeSupported(int slotsWanted, int tile, out int slots)
+    {
+        slots = 0;
+        if (Ctx.Major < 9 || Ctx.MultiprocessorCount < Nh) return false;
+        // (2 KiB: the kernel's static shared memory: reduction scratch, the head output, the slots' mbarriers)
+        int room = (Ctx.MaxSharedMemoryPerBlockOptin - MkTmaStagingBytes() - 2048) / tile;
+        slots = Math.Min(MkMaxSlots, slotsWanted > 0 ? Math.Min(slotsWanted, room) : room);
+        return slots >= 2;
+    }
 
     /// <summary>
     /// Check that the persistent kernel can run for this cache (all blocks resident: one per multiprocessor) and write
@@ -572,36 +597,52 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     {
         var ws = dg.Ws;
         if (ws.Mk == 0) return false;
-        int smem = MkSharedBytes(cache.MaxContext);
+        int flags = PersistentFlags, slots = 0, tile = MkTile << ((flags >> 28) & 3);
+        bool tma = (flags & 128) != 0 && (flags & 17) == 17 && TmaDecodeSupported((flags >> 24) & 15, tile, out slots);
+        string kernel = tma ? $"decode_b1_tma_hd{Hd}" : $"decode_b1_hd{Hd}";
+        int threads = tma ? MkThreads + 32 : MkThreads;
+        int smem = tma ? slots * tile + MkTmaStagingBytes() : MkSharedBytes(cache.MaxContext);
         if (smem > Ctx.MaxSharedMemoryPerBlockOptin) return false;
-        var f = Module.Function($"decode_b1_hd{Hd}");
-        if (smem > _mkSmemSet)
+        var f = Module.Function(kernel);
+        if (smem > _mkSmemSet.GetValueOrDefault(kernel))
         {
             Check(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem), "cuFuncSetAttribute(decode_b1)");
-            _mkSmemSet = smem;
+            _mkSmemSet[kernel] = smem;
         }
 
         int perSm;
-        Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, MkThreads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
+        Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, threads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
         if (perSm < 1) return false;
         _mkGrid = Ctx.MultiprocessorCount;
-        if (dg.MkCache == cache.Keys(0) && dg.MkFlags == PersistentFlags) return true;
+        _mkKernel = kernel;
+        _mkThreads = threads;
+        _mkSmem = smem;
+        if (dg.MkCache == cache.Keys(0) && dg.MkFlags == flags) return true;
+        if (dg.MkFlags != flags)
+        {
+            // another variant may be another kernel, block size or shared memory: capture the step again
+            dg.Graph?.Dispose();
+            dg.Graph = null;
+        }
         var args = new MkArgs
         {
             Layers = LayerTable, Emb = Embedding, FinalNorm = FinalNorm, Out = Output, InvF = InvFreq,
             Kc = cache.Keys(0), Vc = cache.Values(0), X = ws.X, Qkv = ws.Qkv, Attn = ws.Attn, Act = ws.Act, Logits = ws.Logits,
             Tokens = ws.TokenIds, Slot = ws.SlotIds, Pos = ws.Positions, OutIds = dg.Out, Count = ws.Counts,
-            Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace, AccO = ws.MkAcc,
+            Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace, AccO = ws.MkAcc, BTrace = ws.MkBTrace,
             LayerElems = (long)(cache.Keys(1 % L) - cache.Keys(0)) / 2,
             L = L, H = H, I = I, V = V, Nh = Nh, Nkv = Nkv, Hd = Hd, MaxCtx = cache.MaxContext,
-            Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = PersistentFlags,
+            Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = flags, RingSlots = slots, RingTile = tile,
         };
         if (L == 1) args.LayerElems = 0;
         Check(cuMemcpyHtoD(ws.Mk, &args, (nuint)sizeof(MkArgs)), "cuMemcpyHtoD(decode_b1 arguments)");
         dg.MkCache = cache.Keys(0);
-        dg.MkFlags = PersistentFlags;
+        dg.MkFlags = flags;
         return true;
     }
+
+    /// <summary>The persistent kernel the last batch-1 step was set up for (decode_b1_hd* or decode_b1_tma_hd*) and its ring slots.</summary>
+    internal (string Kernel, int Slots) PersistentKernel => (_mkKernel, _mkKernel.Contains("tma", StringComparison.Ordinal) ? (_mkSmem - MkTmaStagingBytes()) / (MkTile << ((PersistentFlags >> 28) & 3)) : 0);
 
     /// <summary>Persistent decode kernels enqueued (or captured) so far (tests: which path ran).</summary>
     internal long PersistentSteps { get; private set; }
@@ -625,17 +666,51 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         return list;
     }
 
+    /// <summary>
+    /// For benchmarks: every block's timestamps in the last persistent step, per phase (as <see cref="PersistentTrace"/>,
+    /// microseconds from block 0's exit of the previous barrier): when the block had staged its input (median, latest)
+    /// and when it arrived at the phase's barrier (earliest, median, latest), and block 0's exit of it (release).
+    /// </summary>
+    internal IReadOnlyList<(string Phase, double StagedMed, double StagedMax, double ArriveMin, double ArriveMed, double ArriveMax, double Release)> PersistentBlockTrace(IKvCache kv)
+    {
+        var ws = ((CudaKvCache)kv).Graph(1).Ws;
+        int n = 5 * L + 1, grid = Ctx.MultiprocessorCount;
+        var t = new ulong[2 * n];
+        var b = new ulong[2L * n * grid];
+        Ctx.Synchronize();
+        fixed (ulong* tp = t) Check(cuMemcpyDtoH(tp, ws.MkTrace, (nuint)(t.Length * 8)), "cuMemcpyDtoH(trace)");
+        fixed (ulong* bp = b) Check(cuMemcpyDtoH(bp, ws.MkBTrace, (nuint)(b.Length * 8)), "cuMemcpyDtoH(block trace)");
+        var names = new[] { "qkv", "attention", "o", "gate/up", "down" };
+        var list = new List<(string, double, double, double, double, double, double)>();
+        static double Med(List<double> v) { v.Sort(); return v.Count == 0 ? double.NaN : v[v.Count / 2]; }
+        for (int k = 1; k < n; k++)
+        {
+            ulong start = t[2 * k - 1], release = t[2 * k + 1];
+            List<double> staged = new(), arrived = new();
+            for (int g = 0; g < grid; g++)
+            {
+                ulong st = b[(2L * k) * grid + g], ar = b[(2L * k + 1) * grid + g];
+                if (st >= start && st <= release) staged.Add((st - start) / 1000.0);   // (blocks that have no part in a phase keep older times)
+                if (ar >= start && ar <= release) arrived.Add((ar - start) / 1000.0);
+            }
+            list.Add((k == n - 1 ? "lm_head" : names[k % 5], Med(staged), staged.Count > 0 ? staged.Max() : double.NaN,
+                arrived.Count > 0 ? arrived.Min() : double.NaN, Med(arrived), arrived.Count > 0 ? arrived.Max() : double.NaN, (release - start) / 1000.0));
+        }
+        return list;
+    }
+
     /// <summary>Most blocks the persistent kernel's candidate arrays hold.</summary>
     internal const int MkMaxGrid = 1024;
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct MkArgs
     {
-        public ulong Layers, Emb, FinalNorm, Out, InvF, Kc, Vc, X, Qkv, Attn, Act, Logits, Tokens, Slot, Pos, OutIds, Count, Bar, CandV, CandI, Trace, AccO;
+        public ulong Layers, Emb, FinalNorm, Out, InvF, Kc, Vc, X, Qkv, Attn, Act, Logits, Tokens, Slot, Pos, OutIds, Count, Bar, CandV, CandI, Trace, AccO, BTrace;
         public long LayerElems;
         public int L, H, I, V, Nh, Nkv, Hd, MaxCtx, Window;
         public float Eps, Scale;
         public int Flags;
+        public int RingSlots, RingTile;
     }
 
     /// <summary>
@@ -644,7 +719,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// 4 = the attention blocks pull their cached k/v into L2 during the q/k/v phase, 8 = RMSNorm weights and the
     /// residual of each x += row loaded early, 16 = (with 1) attention and the o projection in one phase split over the
     /// heads, the o sum in fixed point (one grid barrier fewer per layer), 64 = a warp loads
-    /// its next row group's first batch before the current group's sums and epilogue (same bits).
+    /// its next row group's first batch before the current group's sums and epilogue (same bits), 128 = (with 1 and 16, on
+    /// sm_90) decode_b1_tma_*: the q/k/v, gate/up, down and lm_head weights stream through a shared-memory ring that a
+    /// producer warp fills with bulk copies, running ahead of the grid barriers (same bits); bits 24-27: its slots
+    /// (0: as many as fit), bits 28-29: slots of 16 KiB << n. Where 128 cannot run, the kernel without it runs.
     /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 93;
