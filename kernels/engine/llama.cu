@@ -866,8 +866,6 @@ struct MkArgs {
     int L, H, I, V, nh, nkv, hd, maxCtx, window;
     float eps, scale;
     int flags;          // MK_* below
-    int ringSlots;      // (MK_TMA) slots of ringTile bytes at the start of the dynamic shared memory (<= MK_MAX_SLOTS)
-    int ringTile;       // (MK_TMA) bytes per slot, a multiple of 512
 };
 #define MK_ONE_PASS_ATTN 1   // one-pass attention (else two-pass through attn_token_impl)
 #define MK_PREFETCH_O 2      // blocks without a head pull the o weights into L2 during attention
@@ -875,15 +873,11 @@ struct MkArgs {
 #define MK_EARLY 8           // RMSNorm weights loaded before the barrier, the residual of an x += row at the row's start
 #define MK_SPLIT_O 16        // attention and the o projection in one phase, split over the heads (mk_o_split)
 #define MK_NEXT_EARLY 64     // a warp loads its next row group's first batch before the current group's sums and epilogue
-#define MK_TMA 128           // (decode_b1_tma_*: the engine picks the kernel by this flag) weights through a shared-memory ring
-#define MK_RING_STRIDED 256  // (MK_TMA) block b takes items b, b + grid, ... of a phase instead of a contiguous range
-#define MK_RING_EVICT 512    // (MK_TMA) the bulk copies ask L2 to evict the weights first
-#define MK_RING_BIG 1024     // (MK_TMA) only gate/up and the lm_head through the ring; q/k/v and down from registers
-#define MK_NO_WATCHDOG (1 << 20)
-#define MK_RING_NO_MATH (1 << 23)  // (MK_TMA, measurement only: wrong results) the compute warps release tiles unread   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
+#define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 
-// The block's barrier for the MK_NT compute threads (named barrier 1): in decode_b1_tma_* a producer warp beyond them
-// never takes part, so __syncthreads() would wait for it forever; in decode_b1_* it is the same as __syncthreads().
+// The block's barrier for the MK_NT compute threads (named barrier 1; the same as __syncthreads() with MK_NT threads per
+// block, and still right if a block ever has warps that take no part, as the measured-and-dropped weight ring's
+// producer warp did).
 __device__ __forceinline__ void mk_bar() { asm volatile("bar.sync 1, %0;" :: "n"(MK_NT) : "memory"); }
 // Sum over the MK_NT compute threads (block_reduce's order: warp sums, then warp 0 adds them in warp order).
 __device__ __forceinline__ float mk_block_sum(float v, float* sh) {
@@ -928,7 +922,7 @@ __device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k, 
         btrace[(i64)(2 * k + 1) * gridDim.x + blockIdx.x] = now;
         if (blockIdx.x == 0) trace[2 * k] = now;
         u64 target = base + (u64)(k + 1) * gridDim.x;
-        __threadfence();   // (the block's writes, ordered before this thread's by the __syncthreads above)
+        __threadfence();   // (the block's writes, ordered before this thread's by the mk_bar above)
         asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(bar) : "memory");
         // a block that never arrives would hang the device: give up after 2 s with a launch error instead
         u64 t0 = globaltimer();
@@ -1285,303 +1279,29 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, cons
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// MK_TMA (decode_b1_tma_*, sm_90): the weights of the q/k/v, gate/up, down and lm_head phases reach the block through a
-// ring of shared-memory slots that a producer warp (one thread) fills with bulk copies (cp.async.bulk, completion on an
-// mbarrier per slot), walking the block's whole sequence of weight tiles of the step independently of the grid
-// barriers: weights do not depend on activations, so while the compute warps wait at a barrier, stage an input or
-// compute attention, the producer keeps loading the next phase's tiles until the ring is full. A phase gives block b a
-// contiguous range of items (R rows, R * K * 2 bytes, contiguous in memory), item q to compute warp q % MK_W; an item
-// is one or more tiles of at most ringTile bytes (mk_geom); a lane sums the same chunks of each row in the same order as
-// mk_gemv: the same bits.
-#define MK_MAX_SLOTS 16
-
-struct MkRing {
-    u32 data;            // shared address of slot 0 (slot s at + s * tile)
-    u32 full, empty;     // shared addresses of the slots' mbarriers (8 bytes each): data landed / slot consumed
-    const uint4* ptr;    // slot 0 as a pointer
-    u32 issuedAddr;      // shared address of the count of tiles the producer has issued so far (see mk_wait_tile)
-    int slots, tile;
-    u32 t;               // tiles of this step before the current phase (every thread keeps its own count)
-};
-
-__device__ __forceinline__ void mbar_init(u32 bar, u32 count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory"); }
-__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(u32 bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory"); }
-__device__ __forceinline__ bool mbar_try(u32 bar, u32 parity) {
-    u32 ok;
-    asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                 : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
-    return ok != 0;
-}
-// Wait until the phase of the given parity has completed (a 2 s limit like mk_sync's, unless MK_NO_WATCHDOG).
-__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity, int flags) {
-    if (mbar_try(bar, parity)) return;
-    u64 t0 = globaltimer();
-    for (unsigned spin = 1; !mbar_try(bar, parity); spin++)
-        if ((spin & 255) == 0 && globaltimer() - t0 > 2000000000ull && !(flags & MK_NO_WATCHDOG)) {
-            printf("decode_b1_tma: block %d thread %d gave up waiting on the mbarrier at %u for parity %u\n", blockIdx.x, threadIdx.x, bar, parity);
-            asm volatile("trap;");
-        }
-}
-__device__ __forceinline__ void mk_bulk(u32 dst, const void* src, u32 bytes, u32 bar, bool evict) {
-#if __CUDA_ARCH__ >= 900
-    if (evict) {
-        u64 pol;
-        asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
-                     :: "r"(dst), "l"(src), "r"(bytes), "r"(bar), "l"(pol) : "memory");
-    } else {
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                     :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
-    }
-#else
-    asm volatile("trap;");
-#endif
-}
-
-// A phase's items (R rows of K) as tiles: where an item fits a slot, up to ipt (<= MK_IPT) consecutive items of the
-// block share one tile (ntr = 0; each goes to its own warp); else each row is cut into ntr tiles of tbr bytes (a multiple
-// of 512: a lane meets the same chunks c = lane + 32 j of the row as in mk_gemv; the row's last tile may be shorter).
-// A slot's empty barrier expects MK_IPT arrivals: one from each warp that used the tile, the rest from the producer.
-#define MK_IPT 4
-struct MkGeom {
-    int nt, ntr, tbr, rowBytes, itemBytes, ipt;
-};
-__device__ __forceinline__ MkGeom mk_geom(int R, int K, int tile) {
-    MkGeom g;
-    g.rowBytes = K * 2;
-    g.itemBytes = R * g.rowBytes;
-    if (g.itemBytes <= tile) {
-        g.ntr = 0; g.nt = 1; g.tbr = g.itemBytes; g.ipt = min(MK_IPT, tile / g.itemBytes);
-    } else {
-        g.ntr = (g.rowBytes + tile - 1) / tile;
-        g.tbr = ((g.rowBytes + g.ntr - 1) / g.ntr + 511) / 512 * 512;
-        g.nt = R * g.ntr;
-        g.ipt = 1;
-    }
-    return g;
-}
-// Tiles of a phase of n items.
-__device__ __forceinline__ int mk_tiles(const MkGeom& g, int n) { return g.ntr ? n * g.nt : (n + g.ipt - 1) / g.ipt; }
-__device__ __forceinline__ void mbar_arrive_n(u32 bar, u32 n) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(n) : "memory"); }
-
-// The block's items of a phase of `items`: n of them, the q-th at i0 + q * step (a contiguous range, or with
-// MK_RING_STRIDED every grid-th item from blockIdx.x).
-__device__ __forceinline__ void mk_items(int items, int flags, int& i0, int& n, int& step) {
-    if (flags & MK_RING_STRIDED) {
-        i0 = blockIdx.x;
-        step = gridDim.x;
-        n = items > i0 ? (items - i0 + step - 1) / step : 0;
-    } else {
-        i0 = (int)((i64)blockIdx.x * items / gridDim.x);
-        n = (int)((i64)(blockIdx.x + 1) * items / gridDim.x) - i0;
-        step = 1;
-    }
-}
-
-// The producer's part of one phase: every tile of the block's items in order, each into the next slot once that slot's
-// previous tile has been consumed.
-__device__ __forceinline__ void mk_produce(MkRing& rg, const u16* W, int N, int K, int R, int flags) {
-    MkGeom gm = mk_geom(R, K, rg.tile);
-    int i0, n, step;
-    mk_items(N / R, flags, i0, n, step);
-    const char* src = (const char*)W + (i64)i0 * gm.itemBytes;
-    bool evict = (flags & MK_RING_EVICT) != 0;
-    int tiles = mk_tiles(gm, n);
-    for (int j = 0; j < tiles; j++, rg.t++) {
-        u32 s = rg.t % rg.slots, k = rg.t / rg.slots;
-        if (k > 0) mbar_wait(rg.empty + 8 * s, (k - 1) & 1, flags);
-        u32 dst = rg.data + s * rg.tile, full = rg.full + 8 * s;
-        int users = 1;
-        if (gm.ntr) {
-            int q = j / gm.nt, kt = j - q * gm.nt, r = kt / gm.ntr, c = kt - r * gm.ntr;
-            u32 bytes = (u32)min(gm.tbr, gm.rowBytes - c * gm.tbr);
-            mbar_expect_tx(full, bytes);
-            mk_bulk(dst, src + (i64)q * step * gm.itemBytes + (i64)r * gm.rowBytes + (i64)c * gm.tbr, bytes, full, evict);
-        } else {
-            int q0 = j * gm.ipt;
-            users = min(gm.ipt, n - q0);
-            mbar_expect_tx(full, (u32)(users * gm.itemBytes));
-            if (step == 1) {
-                mk_bulk(dst, src + (i64)q0 * gm.itemBytes, (u32)(users * gm.itemBytes), full, evict);
-            } else {
-                for (int u = 0; u < users; u++)
-                    mk_bulk(dst + u * gm.itemBytes, src + (i64)(q0 + u) * step * gm.itemBytes, (u32)gm.itemBytes, full, evict);
-            }
-        }
-        if (users < MK_IPT) mbar_arrive_n(rg.empty + 8 * s, (u32)(MK_IPT - users));
-        // (a release: a thread that reads this count sees the slot's barriers in tile t's phase)
-        asm volatile("st.release.cta.shared.u32 [%0], %1;" :: "r"(rg.issuedAddr), "r"(rg.t + 1) : "memory");
-    }
-}
-
-// Wait until tile t has landed in its slot. A compute warp can run more than a lap of the ring ahead of the producer
-// (each tile goes to one warp, and a warp's next tile can lie slots * k tiles further on), and a parity wait cannot
-// tell the phase it wants from one two phases back: so first wait until the producer has issued tile t (it has then
-// seen tile t - slots consumed: the slot's barrier is in tile t's phase), then for the phase's parity.
-__device__ __forceinline__ u32 mk_issued(const MkRing& rg) {
-    u32 v;
-    asm volatile("ld.acquire.cta.shared.u32 %0, [%1];" : "=r"(v) : "r"(rg.issuedAddr) : "memory");
-    return v;
-}
-__device__ __forceinline__ void mk_wait_tile(const MkRing& rg, u32 t, u32 s, int flags) {
-    if ((int)(mk_issued(rg) - (t + 1)) < 0) {
-        u64 t0 = globaltimer();
-        for (unsigned spin = 1; (int)(mk_issued(rg) - (t + 1)) < 0; spin++) {
-            asm volatile("nanosleep.u32 64;");
-            if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull && !(flags & MK_NO_WATCHDOG)) {
-                printf("decode_b1_tma: block %d thread %d gave up waiting for tile %u to be issued (%u so far)\n", blockIdx.x, threadIdx.x, t, mk_issued(rg));
-                asm volatile("trap;");
-            }
-        }
-    }
-    mbar_wait(rg.full + 8 * s, (t / rg.slots) & 1, flags);
-}
-
-// A lane's part of a row's dot product over chunks [c0, c1) (its chunks c0 + lane, + 32, ...; chunk c at tile[c - toff]),
-// chained onto s in mk_gemv's order.
-template <int INF>
-__device__ __forceinline__ float mk_dot_tile(const uint4* tile, int toff, int c0, int c1, const void* sIn, int xk, float s) {
-    int lane = threadIdx.x & 31;
-    for (int g = c0 + lane; g < c1; g += 32 * 4) {
-        uint4 w[4];
-#pragma unroll
-        for (int u = 0; u < 4; u++) w[u] = g + 32 * u < c1 ? tile[g + 32 * u - toff] : make_uint4(0, 0, 0, 0);
-#pragma unroll
-        for (int u = 0; u < 4; u++) {
-            int c = g + 32 * u;
-            if (c >= c1) break;
-            float xv[8];
-            if (INF) {
-                float4 x0 = ((const float4*)sIn)[c], x1 = ((const float4*)sIn)[xk + c];
-                xv[0] = x0.x; xv[1] = x0.y; xv[2] = x0.z; xv[3] = x0.w; xv[4] = x1.x; xv[5] = x1.y; xv[6] = x1.z; xv[7] = x1.w;
-            } else {
-                bf8_to_f(((const uint4*)sIn)[c], xv);
-            }
-            float wf[8];
-            bf8_to_f(w[u], wf);
-#pragma unroll
-            for (int j = 0; j < 8; j++) s = fmaf(wf[j], xv[j], s);
-        }
-    }
-    return s;
-}
-
-// One GEMV phase from the ring (the compute warps' side of mk_produce; mk_gemv's sums and epilogue).
-template <int R, int EPI, int INF>
-__device__ __forceinline__ void mk_gemv_ring(MkRing& rg, const u16* __restrict__ bias, int N, int K, const void* sIn, const MkArgs& a, int layer,
-                                             int p, int slot, float& bestV, int& bestI, u64* acco = nullptr, const u16* __restrict__ obias = nullptr) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    MkGeom gm = mk_geom(R, K, rg.tile);
-    int i0, n, step;
-    mk_items(N / R, a.flags, i0, n, step);
-    int kc = K >> 3, tcr = gm.tbr >> 4;   // 16-byte chunks per row, per tile of a cut row
-    for (int q = warp; q < n; q += MK_W) {
-        int row0 = (i0 + q * step) * R;
-        float acc[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = 0.f;
-        float xold = 0.f;
-        u64 oold = 0;
-        if (EPI == EPI_ADD && (a.flags & MK_EARLY) && lane == 0) {
-            xold = ld_cg(a.x + row0);
-            if (acco) oold = ld_cg_u64(acco + row0);
-        }
-        if (gm.ntr == 0) {
-            // the item is one of the (up to ipt) items of tile q / ipt
-            u32 t = rg.t + (u32)(q / gm.ipt), s = t % rg.slots;
-            mk_wait_tile(rg, t, s, a.flags);
-            const uint4* tile = rg.ptr + s * (rg.tile >> 4) + (q % gm.ipt) * (gm.itemBytes >> 4);
-            if (!(a.flags & MK_RING_NO_MATH)) {
-#pragma unroll
-                for (int r = 0; r < R; r++) acc[r] = mk_dot_tile<INF>(tile, -r * kc, 0, kc, sIn, kc, acc[r]);
-            }
-            __syncwarp();
-            if (lane == 0) mbar_arrive(rg.empty + 8 * s);
-        } else {
-            for (int kt = 0; kt < gm.nt; kt++) {
-                u32 t = rg.t + (u32)(q * gm.nt + kt), s = t % rg.slots;
-                mk_wait_tile(rg, t, s, a.flags);
-                const uint4* tile = rg.ptr + s * (rg.tile >> 4);
-                int r = kt / gm.ntr, c0 = (kt - r * gm.ntr) * tcr, c1 = min(c0 + tcr, kc);
-                if (a.flags & MK_RING_NO_MATH) {
-                } else if (R == 1 || r == 0) {
-                    acc[0] = mk_dot_tile<INF>(tile, c0, c0, c1, sIn, kc, acc[0]);
-                } else {
-                    acc[R - 1] = mk_dot_tile<INF>(tile, c0, c0, c1, sIn, kc, acc[R - 1]);
-                }
-                __syncwarp();
-                if (lane == 0) mbar_arrive(rg.empty + 8 * s);
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
-        if (lane == 0) mk_epilogue<R, EPI>(acc, row0, xold, oold, bias, a, layer, p, slot, bestV, bestI, acco, obias);
-    }
-    rg.t += (u32)mk_tiles(gm, n);
-}
-
-template <int HD, bool TMA>
+template <int HD>
 __device__ __forceinline__ void mk_decode(const MkArgs& a) {
-    extern __shared__ __align__(1024) float mk_smem[];   // (TMA: the ring's slots, then) the staged input / the attention scratch
+    extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch
     __shared__ float red[33];
     __shared__ float bv[MK_W];
     __shared__ int bi[MK_W];
     __shared__ float ho[HD];   // (MK_SPLIT_O) the head's attention output
     int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
     float* stage = mk_smem;
-    MkRing rg;
-    if constexpr (TMA) {
-        __shared__ __align__(8) u64 bars[2 * MK_MAX_SLOTS];
-        __shared__ u32 issued;
-        rg.slots = a.ringSlots;
-        rg.tile = a.ringTile;
-        rg.ptr = (const uint4*)mk_smem;
-        rg.data = smem_u32(mk_smem);
-        rg.full = smem_u32(bars);
-        rg.empty = rg.full + 8 * MK_MAX_SLOTS;
-        rg.t = 0;
-        rg.issuedAddr = smem_u32(&issued);
-        stage = mk_smem + rg.slots * (rg.tile >> 2);
-        if (threadIdx.x == 0) {
-            for (int i = 0; i < rg.slots; i++) { mbar_init(rg.full + 8 * i, 1); mbar_init(rg.empty + 8 * i, MK_IPT); }
-            issued = 0;
-            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        }
-        __syncthreads();   // (the last barrier of all MK_NT + 32 threads)
-        if (threadIdx.x >= MK_NT) {
-            // the producer warp: one thread walks the step's tiles in the compute warps' order
-            if (threadIdx.x == MK_NT) {
-                bool all = !(a.flags & MK_RING_BIG);
-                for (int l = 0; l < a.L; l++) {
-                    const MkLayer& w = a.layers[l];
-                    if (all) mk_produce(rg, w.wqkv, QKV, H, 2, a.flags);
-                    mk_produce(rg, w.wgu, 2 * I, H, 2, a.flags);
-                    if (all) mk_produce(rg, w.wdown, H, I, 1, a.flags);
-                }
-                mk_produce(rg, a.out, a.V, H, 1, a.flags);
-            }
-            return;
-        }
-    }
     u64 gen = 0;   // (thread 0) the arrival count when this launch began
     int tk = 0;
     if (threadIdx.x == 0) gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
     int tok = ld_i(a.tokens), p = ld_i(a.pos), slot = ld_i(a.slot);
     bool early = (a.flags & MK_EARLY) != 0;
-    // (one-pass attention only; every head needs a block. decode_b1_tma_* runs only with it: the engine checks.)
-    bool split = TMA || ((a.flags & MK_SPLIT_O) && (a.flags & MK_ONE_PASS_ATTN) && (int)gridDim.x >= a.nh);
+    // (one-pass attention only; every head needs a block)
+    bool split = (a.flags & MK_SPLIT_O) && (a.flags & MK_ONE_PASS_ATTN) && (int)gridDim.x >= a.nh;
     int oh = 0, or0 = 0, or1 = 0;
     if (split) mk_o_part(a, oh, or0, or1);
     bool oBlock = split && (int)blockIdx.x < a.nh * ((int)gridDim.x / a.nh);
     float bestV = NEG_INF;
     int bestI = 0x7fffffff;
     uint4 wb[8];
-    bool ringAll = TMA && !(a.flags & MK_RING_BIG);   // (else q/k/v and down from registers, as without MK_TMA)
-    if (!ringAll) mk_preload<2>(wb, a.layers[0].wqkv, QKV, H);
+    mk_preload<2>(wb, a.layers[0].wqkv, QKV, H);
     uint4 gpre = mk_gamma(a.layers[0].attnNorm, H, a.flags);
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
@@ -1590,8 +1310,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
                       a.eps, red);
         mk_bt(a.btrace, 2 * tk);
         if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
-        if (ringAll) mk_gemv_ring<2, EPI_QKV, 1>(rg, w.bqkv, QKV, H, stage, a, l, p, slot, bestV, bestI);
-        else mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, stage, a, l, p, slot, bestV, bestI);
+        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, stage, a, l, p, slot, bestV, bestI);
         if (split) {
             if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
@@ -1607,10 +1326,10 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             // moves back one grid for the later barriers' targets)
             tk++;
             if (threadIdx.x == 0) gen -= gridDim.x;
-            if constexpr (!TMA) mk_preload<2>(wb, w.wgu, 2 * I, H);
+            mk_preload<2>(wb, w.wgu, 2 * I, H);
             gpre = mk_gamma(w.mlpNorm, H, a.flags);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
-        } else if constexpr (!TMA) {
+        } else {
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
             // attention, one block per head; the other blocks start on the o weights meanwhile (splitting each head's
             // positions over four blocks instead was slower: the o weights then came from memory, run 9)
@@ -1639,24 +1358,18 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         // gate/up
         mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, stage, H, a.eps, red, split ? a.acco : nullptr, w.bo);
         mk_bt(a.btrace, 2 * tk);
-        if constexpr (TMA) {
-            mk_gemv_ring<2, EPI_SILU, 1>(rg, w.bgu, 2 * I, H, stage, a, l, p, slot, bestV, bestI);
-            if (!ringAll) mk_preload<1>(wb, w.wdown, H, I);
-        } else {
-            mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, stage, a, l, p, slot, bestV, bestI);
-            mk_preload<1>(wb, w.wdown, H, I);
-        }
+        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, stage, a, l, p, slot, bestV, bestI);
+        mk_preload<1>(wb, w.wdown, H, I);
         mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
         // down
         mk_stage_bf16(a.act, (u16*)stage, I);
         mk_bt(a.btrace, 2 * tk);
-        if (ringAll) mk_gemv_ring<1, EPI_ADD, 0>(rg, w.bdown, H, I, stage, a, l, p, slot, bestV, bestI, split ? a.acco : nullptr, w.bo);
-        else mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, stage, a, l, p, slot, bestV, bestI, split ? a.acco : nullptr, w.bo);
+        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, stage, a, l, p, slot, bestV, bestI, split ? a.acco : nullptr, w.bo);
         if (l + 1 < a.L) {
-            if (!ringAll) mk_preload<2>(wb, a.layers[l + 1].wqkv, QKV, H);
+            mk_preload<2>(wb, a.layers[l + 1].wqkv, QKV, H);
             gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
         } else {
-            if constexpr (!TMA) mk_preload<1>(wb, a.out, a.V, H);
+            mk_preload<1>(wb, a.out, a.V, H);
             gpre = mk_gamma(a.finalNorm, H, a.flags);
         }
         mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
@@ -1664,8 +1377,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     // final norm + lm_head + this block's best
     mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, stage, H, a.eps, red);
     mk_bt(a.btrace, 2 * tk);
-    if constexpr (TMA) mk_gemv_ring<1, EPI_F32, 1>(rg, nullptr, a.V, H, stage, a, 0, p, slot, bestV, bestI);
-    else mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, stage, a, 0, p, slot, bestV, bestI);
+    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, stage, a, 0, p, slot, bestV, bestI);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane == 0) { bv[warp] = bestV; bi[warp] = bestI; }
     mk_bar();
@@ -1698,8 +1410,5 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(MK_NT, 1) decode_b1_hd128(const MkArgs* a) { mk_decode<128, false>(*a); }
-extern "C" __global__ void __launch_bounds__(MK_NT, 1) decode_b1_hd64(const MkArgs* a) { mk_decode<64, false>(*a); }
-// MK_TMA: MK_NT compute threads and a producer warp; dynamic shared memory = ringSlots * ringTile + the staging.
-extern "C" __global__ void __launch_bounds__(MK_NT + 32, 1) decode_b1_tma_hd128(const MkArgs* a) { mk_decode<128, true>(*a); }
-extern "C" __global__ void __launch_bounds__(MK_NT + 32, 1) decode_b1_tma_hd64(const MkArgs* a) { mk_decode<64, true>(*a); }
+extern "C" __global__ void __launch_bounds__(MK_NT, 1) decode_b1_hd128(const MkArgs* a) { mk_decode<128>(*a); }
+extern "C" __global__ void __launch_bounds__(MK_NT, 1) decode_b1_hd64(const MkArgs* a) { mk_decode<64>(*a); }

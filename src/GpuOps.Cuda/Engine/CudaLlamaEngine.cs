@@ -449,7 +449,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (persistent)
         {
             // batch 1: the whole step (argmax and the decode-state advance included) in one persistent kernel
-            K(_mkKernel, G(_mkGrid), _mkThreads, _mkSmem, ws.Mk);
+            K($"decode_b1_hd{Hd}", G(_mkGrid), MkThreads, MkSharedBytes(cache.MaxContext), ws.Mk);
             PersistentSteps++;
             return;
         }
@@ -559,35 +559,11 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     public bool PersistentDecode { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT") != "0";
 
     internal const int MkThreads = 512;
-    /// <summary>The weight ring's default slot size and MK_MAX_SLOTS in llama.cu (MK_TMA).</summary>
-    internal const int MkTile = 16384, MkMaxSlots = 16;
-    private int _mkGrid, _mkThreads, _mkSmem;
-    private string _mkKernel = "";
-    private readonly Dictionary<string, int> _mkSmemSet = new();
+    private int _mkGrid, _mkSmemSet;
 
     /// <summary>Dynamic shared memory of decode_b1_*: the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
     internal int MkSharedBytes(int maxContext) =>
         Math.Max(Math.Max(H * 4, Math.Max(QDim * 2, I * 2)), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2) + maxContext) * 4);
-
-    /// <summary>
-    /// The staging part of decode_b1_tma_*'s dynamic shared memory (after the ring): the staged input of a GEMV phase or
-    /// the one-pass attention's scratch (it has no scores of all positions, so it does not grow with the context).
-    /// </summary>
-    internal int MkTmaStagingBytes() => Math.Max(Math.Max(H * 4, I * 2), (2 * Hd + MkThreads / (Hd / 8) * (Hd + 2)) * 4);
-
-    /// <summary>
-    /// Whether this model and GPU can run the MK_TMA variant (decode_b1_tma_*): bulk copies need sm_90; it runs attention
-    /// + o split over the heads (flags 1 and 16, a block for every head) and needs at least two slots besides the staging.
-    /// </summary>
-    internal bool TmaDecodeSupported(int slotsWanted, int tile, out int slots)
-    {
-        slots = 0;
-        if (Ctx.Major < 9 || Ctx.MultiprocessorCount < Nh) return false;
-        // (2 KiB: the kernel's static shared memory: reduction scratch, the head output, the slots' mbarriers)
-        int room = (Ctx.MaxSharedMemoryPerBlockOptin - MkTmaStagingBytes() - 2048) / tile;
-        slots = Math.Min(MkMaxSlots, slotsWanted > 0 ? Math.Min(slotsWanted, room) : room);
-        return slots >= 2;
-    }
 
     /// <summary>
     /// Check that the persistent kernel can run for this cache (all blocks resident: one per multiprocessor) and write
@@ -597,33 +573,20 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     {
         var ws = dg.Ws;
         if (ws.Mk == 0) return false;
-        int flags = PersistentFlags, slots = 0, tile = MkTile << ((flags >> 28) & 3);
-        bool tma = (flags & 128) != 0 && (flags & 17) == 17 && TmaDecodeSupported((flags >> 24) & 15, tile, out slots);
-        string kernel = tma ? $"decode_b1_tma_hd{Hd}" : $"decode_b1_hd{Hd}";
-        int threads = tma ? MkThreads + 32 : MkThreads;
-        int smem = tma ? slots * tile + MkTmaStagingBytes() : MkSharedBytes(cache.MaxContext);
+        int smem = MkSharedBytes(cache.MaxContext);
         if (smem > Ctx.MaxSharedMemoryPerBlockOptin) return false;
-        var f = Module.Function(kernel);
-        if (smem > _mkSmemSet.GetValueOrDefault(kernel))
+        var f = Module.Function($"decode_b1_hd{Hd}");
+        if (smem > _mkSmemSet)
         {
             Check(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem), "cuFuncSetAttribute(decode_b1)");
-            _mkSmemSet[kernel] = smem;
+            _mkSmemSet = smem;
         }
 
         int perSm;
-        Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, threads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
+        Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, MkThreads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
         if (perSm < 1) return false;
         _mkGrid = Ctx.MultiprocessorCount;
-        _mkKernel = kernel;
-        _mkThreads = threads;
-        _mkSmem = smem;
-        if (dg.MkCache == cache.Keys(0) && dg.MkFlags == flags) return true;
-        if (dg.MkFlags != flags)
-        {
-            // another variant may be another kernel, block size or shared memory: capture the step again
-            dg.Graph?.Dispose();
-            dg.Graph = null;
-        }
+        if (dg.MkCache == cache.Keys(0) && dg.MkFlags == PersistentFlags) return true;
         var args = new MkArgs
         {
             Layers = LayerTable, Emb = Embedding, FinalNorm = FinalNorm, Out = Output, InvF = InvFreq,
@@ -632,17 +595,14 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace, AccO = ws.MkAcc, BTrace = ws.MkBTrace,
             LayerElems = (long)(cache.Keys(1 % L) - cache.Keys(0)) / 2,
             L = L, H = H, I = I, V = V, Nh = Nh, Nkv = Nkv, Hd = Hd, MaxCtx = cache.MaxContext,
-            Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = flags, RingSlots = slots, RingTile = tile,
+            Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = PersistentFlags,
         };
         if (L == 1) args.LayerElems = 0;
         Check(cuMemcpyHtoD(ws.Mk, &args, (nuint)sizeof(MkArgs)), "cuMemcpyHtoD(decode_b1 arguments)");
         dg.MkCache = cache.Keys(0);
-        dg.MkFlags = flags;
+        dg.MkFlags = PersistentFlags;
         return true;
     }
-
-    /// <summary>The persistent kernel the last batch-1 step was set up for (decode_b1_hd* or decode_b1_tma_hd*) and its ring slots.</summary>
-    internal (string Kernel, int Slots) PersistentKernel => (_mkKernel, _mkKernel.Contains("tma", StringComparison.Ordinal) ? (_mkSmem - MkTmaStagingBytes()) / (MkTile << ((PersistentFlags >> 28) & 3)) : 0);
 
     /// <summary>Persistent decode kernels enqueued (or captured) so far (tests: which path ran).</summary>
     internal long PersistentSteps { get; private set; }
@@ -710,7 +670,6 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public int L, H, I, V, Nh, Nkv, Hd, MaxCtx, Window;
         public float Eps, Scale;
         public int Flags;
-        public int RingSlots, RingTile;
     }
 
     /// <summary>
@@ -719,10 +678,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// 4 = the attention blocks pull their cached k/v into L2 during the q/k/v phase, 8 = RMSNorm weights and the
     /// residual of each x += row loaded early, 16 = (with 1) attention and the o projection in one phase split over the
     /// heads, the o sum in fixed point (one grid barrier fewer per layer), 64 = a warp loads
-    /// its next row group's first batch before the current group's sums and epilogue (same bits), 128 = (with 1 and 16, on
-    /// sm_90) decode_b1_tma_*: the q/k/v, gate/up, down and lm_head weights stream through a shared-memory ring that a
-    /// producer warp fills with bulk copies, running ahead of the grid barriers (same bits); bits 24-27: its slots
-    /// (0: as many as fit), bits 28-29: slots of 16 KiB << n. Where 128 cannot run, the kernel without it runs.
+    /// its next row group's first batch before the current group's sums and epilogue (same bits).
     /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 93;

@@ -167,22 +167,12 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
             try
             {
                 var byAttention = new Dictionary<int, float[]>();
-                foreach (int flags in new[] { 0, 1, 2, 3, 1 | 4, 1 | 8, 1 | 64, 1 | 16, 1 | 4 | 8 | 16, 1 | 2 | 16, 1 | 8 | 16, 1 | 4 | 8 | 16 | 64, 16, 4 | 8 | 16 | 64,
-                             // the weight ring (sm_90; elsewhere the same kernel as without 128): as many slots as fit, and 2 and 3 slots (every tile waits for a free slot)
-                             1 | 16 | 128, 1 | 4 | 8 | 16 | 64 | 128, 1 | 4 | 8 | 16 | 64 | 128 | (2 << 24), 1 | 16 | 128 | (3 << 24),
-                             // strided items, the L2 evict-first hint, 32 KiB slots (items packed), gate/up and lm_head only
-                             1 | 16 | 128 | 256 | 512, 1 | 4 | 8 | 16 | 64 | 128 | 512 | (1 << 28), 1 | 16 | 128 | 256 | (1 << 28) | (2 << 24),
-                             1 | 4 | 8 | 16 | 64 | 128 | 512 | 1024 | (1 << 28), 1 | 16 | 128 | 1024 | (2 << 24) })
+                foreach (int flags in new[] { 0, 1, 2, 3, 1 | 4, 1 | 8, 1 | 64, 1 | 16, 1 | 4 | 8 | 16, 1 | 2 | 16, 1 | 8 | 16, 1 | 4 | 8 | 16 | 64, 16, 4 | 8 | 16 | 64 })
                 {
                     e.PersistentFlags = flags;
                     var v = Run(true, true);
                     double d = ReferenceLlama.RelativeError(v, multi);
-                    output.WriteLine($"persistent variant {flags}: {e.PersistentKernel}, relative difference to the multi-kernel path {d:E2}");
-                    if ((flags & 128) != 0 && (flags & 17) == 17 && e.Ctx.Major >= 9)
-                    {
-                        Assert.StartsWith("decode_b1_tma_", e.PersistentKernel.Kernel);
-                        if (((flags >> 24) & 15) != 0) Assert.Equal((flags >> 24) & 15, e.PersistentKernel.Slots);
-                    }
+                    output.WriteLine($"persistent variant {flags}: relative difference to the multi-kernel path {d:E2}");
                     Assert.InRange(d, 0, 1e-3);
                     for (int t = 0; t < ids.Length; t++)
                         Assert.Equal(Sampler.ArgMax(multi.AsSpan(t * Vocab, Vocab)), Sampler.ArgMax(v.AsSpan(t * Vocab, Vocab)));

@@ -1,0 +1,115 @@
+using GpuOps.Core.Engine;
+using GpuOps.Core.Models;
+using GpuOps.Cuda.Engine;
+using GpuOps.Tests.Engine;
+using GpuOps.Tests.Support;
+using Xunit;
+
+namespace GpuOps.Tests.CudaEngine;
+
+/// <summary>
+/// The model-family features the fixture does not have (qwen2's q/k/v bias and tied embeddings, mistral's sliding window,
+/// Llama 3 RoPE scaling), on the CUDA engine against the CPU float32 engine: small random models whose weights are
+/// rounded to bf16 first, so both engines multiply the same numbers and only the bf16 activations differ. Teacher
+/// forced (the same ids for both), through prefill, the batch-1 persistent kernel (each of its attention / o-projection
+/// variants) and the multi-kernel decode path.
+/// </summary>
+public class CudaFamilyTests(ITestOutputHelper output)
+{
+    private static void RoundToBf16(MemoryWeights w)
+    {
+        foreach (var name in w.Names)
+        {
+            var a = w.Get(name);
+            for (int i = 0; i < a.Length; i++)
+            {
+                uint u = BitConverter.SingleToUInt32Bits(a[i]);
+                u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+                a[i] = BitConverter.UInt32BitsToSingle(u);
+            }
+        }
+    }
+
+    private static int Top1(float[] a, float[] b, int rows, int v)
+    {
+        int same = 0;
+        for (int r = 0; r < rows; r++)
+            if (Sampler.ArgMax(a.AsSpan(r * v, v)) == Sampler.ArgMax(b.AsSpan(r * v, v))) same++;
+        return same;
+    }
+
+    [GpuTheory]
+    [InlineData("qwen2: q/k/v bias, tied embeddings, head_dim 64")]
+    [InlineData("mistral: sliding window 5, head_dim 128, 4 q heads per kv head")]
+    [InlineData("llama3: RoPE scaling, theta 500000, head_dim 64")]
+    public void MatchesTheCpuEngine(string family)
+    {
+        var (c, w) = family[..4] switch
+        {
+            "qwen" => MemoryWeights.Random(11, vocab: 300, hidden: 256, inter: 512, layers: 2, heads: 4, kvHeads: 2, headDim: 64, tied: true, qkvBias: true),
+            "mist" => MemoryWeights.Random(12, vocab: 300, hidden: 512, inter: 768, layers: 2, heads: 4, kvHeads: 1, headDim: 128, slidingWindow: 5),
+            _ => MemoryWeights.Random(13, vocab: 300, hidden: 256, inter: 512, layers: 2, heads: 4, kvHeads: 2, headDim: 64, theta: 500000,
+                scaling: new RopeScaling("llama3", 8, 1, 4, 64)),
+        };
+        RoundToBf16(w);
+        int V = c.VocabSize, n = 24, prompt = 7;
+        var rng = new Random(5);
+        var ids = Enumerable.Range(0, n).Select(_ => rng.Next(V)).ToArray();
+        using var cpu = new LlamaCpuEngine(LlamaWeights.Load(c, w));
+        using var cpuCache = cpu.CreateCache(1, n);
+        var want = cpu.Forward(cpuCache, new[] { new SequenceChunk(0, ids) }, allLogits: true)[0];
+
+        using var e = CudaLlamaEngine.Load(c, w, 0, null, CancellationToken.None);
+        void Check(string path, float[] got, int first)
+        {
+            int rows = got.Length / V;
+            var ref_ = want.AsSpan(first * V, rows * V).ToArray();
+            double err = ReferenceLlama.RelativeError(got, ref_);
+            int top1 = Top1(got, ref_, rows, V);
+            output.WriteLine($"{family}, {path}: relative error {err:E2}, top-1 {top1}/{rows}");
+            Assert.InRange(err, 0, 2e-2);
+            Assert.True(top1 >= rows - 1, $"{path}: top-1 agreement {top1}/{rows}");
+        }
+
+        // prefill of all n tokens (tensor-core attention with the window, bias and scaling)
+        using (var cache = e.CreateCache(1, n))
+            Check("prefill", e.Forward(cache, new[] { new SequenceChunk(0, ids) }, allLogits: true)[0], 0);
+
+        float[] Decode(int batch)
+        {
+            using var cache = e.CreateCache(batch, n);
+            var got = new float[(n - prompt) * V];
+            e.Forward(cache, Enumerable.Range(0, batch).Select(b => new SequenceChunk(b, ids[..prompt])).ToList(), allLogits: false);
+            for (int t = prompt; t < n; t++)
+            {
+                var l = e.Forward(cache, Enumerable.Range(0, batch).Select(b => new SequenceChunk(b, new[] { ids[t] })).ToList(), allLogits: false);
+                // (the logits of position t: row t of want)
+                l[batch - 1].CopyTo(got, (t - prompt) * V);
+            }
+
+            return got;
+        }
+
+        int saved = e.PersistentFlags;
+        try
+        {
+            // the persistent kernel's attention / o-projection kinds: two-pass, one-pass, one-pass with the o projection split over the heads
+            foreach (int flags in new[] { 0, 13, 93 })
+            {
+                e.PersistentFlags = flags;
+                long before = e.PersistentSteps;
+                Check($"decode, persistent kernel (flags {flags})", Decode(1), prompt);
+                Assert.True(e.PersistentSteps > before, "the persistent kernel ran");
+            }
+
+            e.PersistentDecode = false;
+            Check("decode, multi-kernel path, batch 1", Decode(1), prompt);
+            Check("decode, multi-kernel path, batch 3", Decode(3), prompt);
+        }
+        finally
+        {
+            e.PersistentFlags = saved;
+            e.PersistentDecode = true;
+        }
+    }
+}
