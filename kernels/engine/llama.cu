@@ -875,26 +875,6 @@ struct MkArgs {
 #define MK_NEXT_EARLY 64     // a warp loads its next row group's first batch before the current group's sums and epilogue
 #define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 
-// The block's barrier for the MK_NT compute threads (named barrier 1; the same as __syncthreads() with MK_NT threads per
-// block, and still right if a block ever has warps that take no part, as the measured-and-dropped weight ring's
-// producer warp did).
-__device__ __forceinline__ void mk_bar() { asm volatile("bar.sync 1, %0;" :: "n"(MK_NT) : "memory"); }
-// Sum over the MK_NT compute threads (block_reduce's order: warp sums, then warp 0 adds them in warp order).
-__device__ __forceinline__ float mk_block_sum(float v, float* sh) {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = warp_sum(v);
-    mk_bar();
-    if (lane == 0) sh[w] = v;
-    mk_bar();
-    if (w == 0) {
-        float x = lane < MK_W ? sh[lane] : 0.f;
-        x = warp_sum(x);
-        if (lane == 0) sh[32] = x;
-    }
-    mk_bar();
-    return sh[32];
-}
-
 __device__ __forceinline__ u64 globaltimer() {
     u64 t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -916,13 +896,13 @@ __device__ __forceinline__ void mk_bt(u64* btrace, int slot) {
     if (threadIdx.x == 0) btrace[(i64)slot * gridDim.x + blockIdx.x] = globaltimer();
 }
 __device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k, int flags, u64* btrace) {
-    mk_bar();
+    __syncthreads();
     if (threadIdx.x == 0) {
         u64 now = globaltimer();
         btrace[(i64)(2 * k + 1) * gridDim.x + blockIdx.x] = now;
         if (blockIdx.x == 0) trace[2 * k] = now;
         u64 target = base + (u64)(k + 1) * gridDim.x;
-        __threadfence();   // (the block's writes, ordered before this thread's by the mk_bar above)
+        __threadfence();   // (the block's writes, ordered before this thread's by the __syncthreads above)
         asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(bar) : "memory");
         // a block that never arrives would hang the device: give up after 2 s with a launch error instead
         u64 t0 = globaltimer();
@@ -934,7 +914,7 @@ __device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k, 
         if (blockIdx.x == 0) trace[2 * k + 1] = globaltimer();
     }
     k++;
-    mk_bar();
+    __syncthreads();
 }
 
 // The first batch of a warp's row group of a GEMV phase (rows [row0, row0 + R), chunks c0 + 32 u) into registers:
@@ -1025,7 +1005,7 @@ __device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow
         sq += v0.x * v0.x + v0.y * v0.y + v0.z * v0.z + v0.w * v0.w;
         sq += v1.x * v1.x + v1.y * v1.y + v1.z * v1.z + v1.w * v1.w;
     }
-    sq = mk_block_sum(sq, red);
+    sq = block_reduce(sq, red, false);
     float rs = rsqrtf(sq / (float)H + eps);
     for (int i = threadIdx.x * 8; i < H; i += MK_NT * 8) {
         float gf[8];
@@ -1037,44 +1017,12 @@ __device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow
 #pragma unroll
         for (int e = 0; e < 4; e++) hi[e] = hi[e] * rs * gf[4 + e];
     }
-    mk_bar();
+    __syncthreads();
 }
 
 __device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
     for (int i = threadIdx.x * 8; i < K; i += MK_NT * 8) *(uint4*)(s + i) = ld_cg_u4(src + i);
-    mk_bar();
-}
-
-// A GEMV phase's epilogue for rows [row0, row0 + R) (lane 0 of the warp, acc: the warp's sums). xold / oold: the
-// residual and the o sum of row0 read at the row's start (MK_EARLY).
-template <int R, int EPI>
-__device__ __forceinline__ void mk_epilogue(const float (&acc)[R], int row0, float xold, u64 oold, const u16* __restrict__ bias, const MkArgs& a,
-                                            int layer, int p, int slot, float& bestV, int& bestI, u64* acco, const u16* __restrict__ obias) {
-    if (EPI == EPI_QKV) {
-        qkv_store(acc[0], acc[R > 1 ? 1 : 0], bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems,
-                  a.vc + (i64)layer * a.layerElems, a.nh, a.nkv, a.hd, a.maxCtx);
-    } else if (EPI == EPI_SILU) {
-        float g = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
-        float u = acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[row0 + 1]) : 0.f);
-        a.act[row0 >> 1] = f2bf(silu(g) * u);
-    } else if (EPI == EPI_ADD) {
-        float* xp = a.x + row0;
-        float v = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
-        float x0 = (a.flags & MK_EARLY) ? xold : ld_cg(xp);
-        if (acco) {
-            u64 o = (a.flags & MK_EARLY) ? oold : ld_cg_u64(acco + row0);
-            x0 = x0 + (fix2f(o) + (obias ? bf2f(obias[row0]) : 0.f));
-            acco[row0] = 0;
-        }
-        *xp = x0 + v;
-    } else {   // EPI_F32: logits, and the warp's best (largest, lowest index on ties; NaN never wins)
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            float v = acc[r];
-            a.logits[row0 + r] = v;
-            if (v > bestV || (v == bestV && row0 + r < bestI)) { bestV = v; bestI = row0 + r; }
-        }
-    }
+    __syncthreads();
 }
 
 // One GEMV phase: warps stride over groups of R rows; wb holds the first batch of the warp's first group.
@@ -1136,7 +1084,29 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
         grp = next;
-        if (lane == 0) mk_epilogue<R, EPI>(acc, row0, xold, oold, bias, a, layer, p, slot, bestV, bestI, acco, obias);
+        if (lane != 0) continue;
+        if (EPI == EPI_QKV) {
+            qkv_store(acc[0], acc[R > 1 ? 1 : 0], bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems,
+                      a.vc + (i64)layer * a.layerElems, a.nh, a.nkv, a.hd, a.maxCtx);
+        } else if (EPI == EPI_SILU) {
+            float g = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
+            float u = acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[row0 + 1]) : 0.f);
+            a.act[row0 >> 1] = f2bf(silu(g) * u);
+        } else if (EPI == EPI_ADD) {
+            float* xp = a.x + row0;
+            float v = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
+            float x0 = (a.flags & MK_EARLY) ? xold : ld_cg(xp);
+            if (acco) {
+                u64 o = (a.flags & MK_EARLY) ? oold : ld_cg_u64(acco + row0);
+                x0 = x0 + (fix2f(o) + (obias ? bf2f(obias[row0]) : 0.f));
+                acco[row0] = 0;
+            }
+            *xp = x0 + v;
+        } else {   // EPI_F32: logits, and the warp's best (largest, lowest index on ties; NaN never wins)
+            float v = acc[0];
+            a.logits[row0] = v;
+            if (v > bestV || (v == bestV && row0 < bestI)) { bestV = v; bestI = row0; }
+        }
     }
 }
 
@@ -1218,7 +1188,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
     if (c == 0) { gm[g] = m; gl[g] = sum; }
 #pragma unroll
     for (int e = 0; e < 8; e++) gacc[g * HD + c * 8 + e] = acc[e];
-    mk_bar();
+    __syncthreads();
     for (int d = threadIdx.x; d < HD; d += MK_NT) {
         float M = NEG_INF;
         for (int k = 0; k < G; k++) M = fmaxf(M, gm[k]);
@@ -1232,7 +1202,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
         if (so) so[d] = bf2f(r);
         else a.attn[h * HD + d] = r;
     }
-    mk_bar();
+    __syncthreads();
 }
 
 // MK_SPLIT_O: attention and the o projection in one phase. gridDim.x / nh blocks per head (4 on 132 SMs with 32
@@ -1286,12 +1256,11 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     __shared__ float bv[MK_W];
     __shared__ int bi[MK_W];
     __shared__ float ho[HD];   // (MK_SPLIT_O) the head's attention output
-    int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
-    float* stage = mk_smem;
     u64 gen = 0;   // (thread 0) the arrival count when this launch began
     int tk = 0;
     if (threadIdx.x == 0) gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
     int tok = ld_i(a.tokens), p = ld_i(a.pos), slot = ld_i(a.slot);
+    int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
     bool early = (a.flags & MK_EARLY) != 0;
     // (one-pass attention only; every head needs a block)
     bool split = (a.flags & MK_SPLIT_O) && (a.flags & MK_ONE_PASS_ATTN) && (int)gridDim.x >= a.nh;
@@ -1306,16 +1275,16 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
         // qkv
-        mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, gpre, early, stage, H,
+        mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, gpre, early, mk_smem, H,
                       a.eps, red);
         mk_bt(a.btrace, 2 * tk);
         if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
-        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, stage, a, l, p, slot, bestV, bestI);
+        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
         if (split) {
             if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
             if (oBlock) {   // (block 0 always is one)
-                mk_attn_one_pass<HD>(a, l, oh, p, slot, stage, ho);   // (ends with mk_bar)
+                mk_attn_one_pass<HD>(a, l, oh, p, slot, mk_smem, ho);   // (ends with __syncthreads)
                 if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
                 mk_bt(a.btrace, 2 * tk);
                 mk_bt(a.btrace, 2 * tk + 1);
@@ -1335,10 +1304,10 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             // positions over four blocks instead was slower: the o weights then came from memory, run 9)
             if ((int)blockIdx.x < a.nh) {
                 for (int h = blockIdx.x; h < a.nh; h += gridDim.x) {
-                    if (a.flags & MK_ONE_PASS_ATTN) mk_attn_one_pass<HD>(a, l, h, p, slot, stage);
+                    if (a.flags & MK_ONE_PASS_ATTN) mk_attn_one_pass<HD>(a, l, h, p, slot, mk_smem);
                     else attn_token_impl<HD, MK_NT>(a.qkv, a.kc + (i64)l * a.layerElems, a.vc + (i64)l * a.layerElems, a.attn, a.slot, a.pos,
-                                                    a.nh, a.nkv, a.maxCtx, a.window, a.scale, 0, h, stage);
-                    mk_bar();
+                                                    a.nh, a.nkv, a.maxCtx, a.window, a.scale, 0, h, mk_smem);
+                    __syncthreads();
                 }
             } else if (a.flags & MK_PREFETCH_O) {
                 i64 lines = (i64)H * QD * 2 / 128;
@@ -1349,22 +1318,22 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             mk_preload<1>(wb, w.wo, H, QD);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
             // o
-            mk_stage_bf16(a.attn, (u16*)stage, QD);
-            mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, stage, a, l, p, slot, bestV, bestI);
+            mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
+            mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI);
             mk_preload<2>(wb, w.wgu, 2 * I, H);
             gpre = mk_gamma(w.mlpNorm, H, a.flags);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
         }
         // gate/up
-        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, stage, H, a.eps, red, split ? a.acco : nullptr, w.bo);
+        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, a.eps, red, split ? a.acco : nullptr, w.bo);
         mk_bt(a.btrace, 2 * tk);
-        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, stage, a, l, p, slot, bestV, bestI);
+        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI);
         mk_preload<1>(wb, w.wdown, H, I);
         mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
         // down
-        mk_stage_bf16(a.act, (u16*)stage, I);
+        mk_stage_bf16(a.act, (u16*)mk_smem, I);
         mk_bt(a.btrace, 2 * tk);
-        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, stage, a, l, p, slot, bestV, bestI, split ? a.acco : nullptr, w.bo);
+        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI, split ? a.acco : nullptr, w.bo);
         if (l + 1 < a.L) {
             mk_preload<2>(wb, a.layers[l + 1].wqkv, QKV, H);
             gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
@@ -1375,12 +1344,12 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
     }
     // final norm + lm_head + this block's best
-    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, stage, H, a.eps, red);
+    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, mk_smem, H, a.eps, red);
     mk_bt(a.btrace, 2 * tk);
-    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, stage, a, 0, p, slot, bestV, bestI);
+    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane == 0) { bv[warp] = bestV; bi[warp] = bestI; }
-    mk_bar();
+    __syncthreads();
     if (threadIdx.x == 0) {
         float v = bv[0];
         int ix = bi[0];
