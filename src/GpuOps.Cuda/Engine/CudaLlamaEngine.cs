@@ -650,8 +650,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             for (int g = 0; g < grid; g++)
             {
                 ulong st = b[(2L * k) * grid + g], ar = b[(2L * k + 1) * grid + g];
-                if (st >= start && st <= release) staged.Add((st - start) / 1000.0);   // (blocks that have no part in a phase keep older times)
-                if (ar >= start && ar <= release) arrived.Add((ar - start) / 1000.0);
+                // (a block with no part in a phase keeps a time from an earlier step, before this phase's start; the
+                // attention pseudo-phase's "release" is block 0's end of attention, which other blocks may pass)
+                if (st >= start) staged.Add((st - start) / 1000.0);
+                if (ar >= start) arrived.Add((ar - start) / 1000.0);
             }
             list.Add((k == n - 1 ? "lm_head" : names[k % 5], Med(staged), staged.Count > 0 ? staged.Max() : double.NaN,
                 arrived.Count > 0 ? arrived.Min() : double.NaN, Med(arrived), arrived.Count > 0 ? arrived.Max() : double.NaN, (release - start) / 1000.0));
