@@ -327,6 +327,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                     MkTrace = Alloc(16L * (5 * e.L + 2));
                     MkAcc = Alloc(8L * e.H);   // (kept at zero between layers by the kernel)
                     MkBTrace = Alloc(16L * (5 * e.L + 2) * e.Ctx.MultiprocessorCount);
+                    Check(cuMemsetD8Async(MkBTrace, 0, (nuint)(16L * (5 * e.L + 2) * e.Ctx.MultiprocessorCount), e.Ctx.Stream), "cuMemsetD8Async(block trace)");
                     Check(cuMemsetD8Async(MkAcc, 0, (nuint)(8L * e.H), e.Ctx.Stream), "cuMemsetD8Async(o sum)");
                 }
             }
@@ -643,6 +644,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         var names = new[] { "qkv", "attention", "o", "gate/up", "down" };
         var list = new List<(string, double, double, double, double, double, double)>();
         static double Med(List<double> v) { v.Sort(); return v.Count == 0 ? double.NaN : v[v.Count / 2]; }
+        ulong end = t[2 * n - 1];   // (the step's last barrier exit)
         for (int k = 1; k < n; k++)
         {
             ulong start = t[2 * k - 1], release = t[2 * k + 1];
@@ -650,10 +652,11 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             for (int g = 0; g < grid; g++)
             {
                 ulong st = b[(2L * k) * grid + g], ar = b[(2L * k + 1) * grid + g];
-                // (a block with no part in a phase keeps a time from an earlier step, before this phase's start; the
-                // attention pseudo-phase's "release" is block 0's end of attention, which other blocks may pass)
-                if (st >= start) staged.Add((st - start) / 1000.0);
-                if (ar >= start) arrived.Add((ar - start) / 1000.0);
+                // (a block with no part in a phase keeps a time from an earlier step, before this phase's start, or the
+                // zero it was allocated with; the attention pseudo-phase's "release" is block 0's end of attention,
+                // which other blocks may pass)
+                if (st >= start && st <= end) staged.Add((st - start) / 1000.0);
+                if (ar >= start && ar <= end) arrived.Add((ar - start) / 1000.0);
             }
             list.Add((k == n - 1 ? "lm_head" : names[k % 5], Med(staged), staged.Count > 0 ? staged.Max() : double.NaN,
                 arrived.Count > 0 ? arrived.Min() : double.NaN, Med(arrived), arrived.Count > 0 ? arrived.Max() : double.NaN, (release - start) / 1000.0));
