@@ -326,8 +326,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                     MkCand = Alloc(8L * MkMaxGrid);
                     MkTrace = Alloc(16L * (5 * e.L + 2));
                     MkAcc = Alloc(8L * e.H);   // (kept at zero between layers by the kernel)
-                    MkBTrace = Alloc(16L * (5 * e.L + 2) * e.Ctx.MultiprocessorCount);
-                    Check(cuMemsetD8Async(MkBTrace, 0, (nuint)(16L * (5 * e.L + 2) * e.Ctx.MultiprocessorCount), e.Ctx.Stream), "cuMemsetD8Async(block trace)");
+                    long bTraceBytes = 16L * (5 * e.L + 2) * e.Ctx.MultiprocessorCount;
+                    MkBTrace = Alloc(bTraceBytes);
+                    Check(cuMemsetD8Async(MkBTrace, 0, (nuint)bTraceBytes, e.Ctx.Stream), "cuMemsetD8Async(block trace)");
                     Check(cuMemsetD8Async(MkAcc, 0, (nuint)(8L * e.H), e.Ctx.Stream), "cuMemsetD8Async(o sum)");
                 }
             }
@@ -615,17 +616,27 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// </summary>
     internal IReadOnlyList<(string Phase, double WorkUs, double WaitUs)> PersistentTrace(IKvCache kv)
     {
-        var ws = ((CudaKvCache)kv).Graph(1).Ws;
-        int n = 5 * L + 1;
-        var t = new ulong[2 * n];
-        Ctx.Synchronize();
-        fixed (ulong* tp = t) Check(cuMemcpyDtoH(tp, ws.MkTrace, (nuint)(t.Length * 8)), "cuMemcpyDtoH(trace)");
-        var names = new[] { "qkv", "attention", "o", "gate/up", "down" };
+        var (_, t) = ReadTrace(kv);
+        int n = t.Length / 2;
         var list = new List<(string, double, double)>();
         for (int k = 1; k < n; k++)
-            list.Add((k == n - 1 ? "lm_head" : names[k % 5], (t[2 * k] - t[2 * k - 1]) / 1000.0, (t[2 * k + 1] - t[2 * k]) / 1000.0));
+            list.Add((TracePhase(k, n), (t[2 * k] - t[2 * k - 1]) / 1000.0, (t[2 * k + 1] - t[2 * k]) / 1000.0));
         return list;
     }
+
+    /// <summary>The batch-1 graph's workspace of <paramref name="kv"/> and block 0's barrier timestamps (2 per barrier) of its last step.</summary>
+    private (Workspace Ws, ulong[] T) ReadTrace(IKvCache kv)
+    {
+        var ws = ((CudaKvCache)kv).Graph(1).Ws;
+        var t = new ulong[2 * (5 * L + 1)];
+        Ctx.Synchronize();
+        fixed (ulong* tp = t) Check(cuMemcpyDtoH(tp, ws.MkTrace, (nuint)(t.Length * 8)), "cuMemcpyDtoH(trace)");
+        return (ws, t);
+    }
+
+    /// <summary>The name the benchmark gives barrier k of n's phase (by k mod 5; the last one is the lm_head).</summary>
+    private static string TracePhase(int k, int n) => k == n - 1 ? "lm_head" : PhaseNames[k % 5];
+    private static readonly string[] PhaseNames = { "qkv", "attention", "o", "gate/up", "down" };
 
     /// <summary>
     /// For benchmarks: every block's timestamps in the last persistent step, per phase (as <see cref="PersistentTrace"/>,
@@ -634,14 +645,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// </summary>
     internal IReadOnlyList<(string Phase, double StagedMed, double StagedMax, double ArriveMin, double ArriveMed, double ArriveMax, double Release)> PersistentBlockTrace(IKvCache kv)
     {
-        var ws = ((CudaKvCache)kv).Graph(1).Ws;
-        int n = 5 * L + 1, grid = Ctx.MultiprocessorCount;
-        var t = new ulong[2 * n];
+        var (ws, t) = ReadTrace(kv);
+        int n = t.Length / 2, grid = Ctx.MultiprocessorCount;
         var b = new ulong[2L * n * grid];
-        Ctx.Synchronize();
-        fixed (ulong* tp = t) Check(cuMemcpyDtoH(tp, ws.MkTrace, (nuint)(t.Length * 8)), "cuMemcpyDtoH(trace)");
         fixed (ulong* bp = b) Check(cuMemcpyDtoH(bp, ws.MkBTrace, (nuint)(b.Length * 8)), "cuMemcpyDtoH(block trace)");
-        var names = new[] { "qkv", "attention", "o", "gate/up", "down" };
         var list = new List<(string, double, double, double, double, double, double)>();
         static double Med(List<double> v) { v.Sort(); return v.Count == 0 ? double.NaN : v[v.Count / 2]; }
         ulong end = t[2 * n - 1];   // (the step's last barrier exit)
@@ -658,7 +665,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 if (st >= start && st <= end) staged.Add((st - start) / 1000.0);
                 if (ar >= start && ar <= end) arrived.Add((ar - start) / 1000.0);
             }
-            list.Add((k == n - 1 ? "lm_head" : names[k % 5], Med(staged), staged.Count > 0 ? staged.Max() : double.NaN,
+            list.Add((TracePhase(k, n), Med(staged), staged.Count > 0 ? staged.Max() : double.NaN,
                 arrived.Count > 0 ? arrived.Min() : double.NaN, Med(arrived), arrived.Count > 0 ? arrived.Max() : double.NaN, (release - start) / 1000.0));
         }
         return list;

@@ -1,4 +1,5 @@
 using GpuOps.Core.Engine;
+using GpuOps.Core.Formats;
 using GpuOps.Core.Models;
 using GpuOps.Cuda.Engine;
 using GpuOps.Tests.Engine;
@@ -21,12 +22,7 @@ public class CudaFamilyTests(ITestOutputHelper output)
         foreach (var name in w.Names)
         {
             var a = w.Get(name);
-            for (int i = 0; i < a.Length; i++)
-            {
-                uint u = BitConverter.SingleToUInt32Bits(a[i]);
-                u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-                a[i] = BitConverter.UInt32BitsToSingle(u);
-            }
+            for (int i = 0; i < a.Length; i++) a[i] = DTypes.BF16ToSingle(DTypes.SingleToBF16(a[i]));
         }
     }
 
