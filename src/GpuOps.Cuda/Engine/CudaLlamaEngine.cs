@@ -278,13 +278,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     private static void* Unsafe(ref ushort r) => System.Runtime.CompilerServices.Unsafe.AsPointer(ref r);
 
-    internal static ushort ToBf16(float f)
-    {
-        uint u = BitConverter.SingleToUInt32Bits(f);
-        if ((u & 0x7fffffffu) > 0x7f800000u) return (ushort)((u >> 16) | 0x40);
-        u += 0x7fffu + ((u >> 16) & 1u);
-        return (ushort)(u >> 16);
-    }
+    internal static ushort ToBf16(float f) => GpuOps.Core.Formats.DTypes.SingleToBF16(f);
 
     // ------------------------------------------------------------------ buffers
 
