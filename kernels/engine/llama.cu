@@ -964,18 +964,20 @@ __device__ __forceinline__ uint4 mk_gamma(const u16* __restrict__ g, int H, int 
 // 32.32 fixed point (MK_SPLIT_O): integer adds are exact and commute, so the heads' parts of the o projection add up
 // to the same bits in any order.
 __device__ __forceinline__ unsigned long long f2fix(float v) { return (unsigned long long)__float2ll_rn(v * 4294967296.f); }
-__device__ __forceinline__ float fix2f(u64 v) { return (float)((double)(long long)v * 2.3283064365386963e-10); }
+__device__ __forceinline__ float fix2f(u64 v) { return (float)(long long)v * 2.3283064365386963e-10f; }   // (one rounding: the same bits as through double)
 __device__ __forceinline__ u64 ld_cg_u64(const u64* p) { u64 v; asm volatile("ld.global.cg.u64 %0, [%1];" : "=l"(v) : "l"(p)); return v; }
 __device__ __forceinline__ void ld_cg_u64x2(const u64* p, u64& a, u64& b) {
     asm volatile("ld.global.cg.v2.u64 {%0,%1}, [%2];" : "=l"(a), "=l"(b) : "l"(p));
 }
 
-// Stage x (float, from global or, for layer 0, the embedding row) normalised: x[i] * rsqrt(mean(x^2) + eps) * g[i], as two
+// Stage the RMSNorm input x (float, from global or, for layer 0, the embedding row) times the norm weights g, as two
 // planes of float4: s4[c] = elements 8c..8c+3, s4[H / 8 + c] = 8c+4..8c+7 (conflict-free reads by a warp's chunks),
-// 8 elements a thread at a time (H % 8 == 0); gpre: g of the thread's first 8 (mk_gamma) when MK_EARLY is set.
-// acco (MK_SPLIT_O): the o projection not yet added to x: x + (acco + bo).
+// 8 elements a thread at a time (H % 8 == 0), and each warp's sum of squares of x to red[warp]: the GEMV multiplies its
+// row sums by mk_rs() = rsqrt(mean(x^2) + eps) instead of a second pass over the staged vector after a block-wide sum
+// (staging 1.7 -> 1.3 us for q/k/v, 2.6 -> 1.5 for the lm_head; session 5). gpre: g of the thread's first 8 (mk_gamma)
+// when MK_EARLY is set. acco (MK_SPLIT_O): the o projection not yet added to x: x + (acco + bo).
 __device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow, float* xg_out, const u16* __restrict__ g, uint4 gpre,
-                                              bool early, float* s, int H, float eps, float* red, const u64* acco = nullptr,
+                                              bool early, float* s, int H, float* red, const u64* acco = nullptr,
                                               const u16* __restrict__ bo = nullptr) {
     float sq = 0.f;
     int H8 = H >> 3;
@@ -1000,24 +1002,24 @@ __device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow
             v0 = make_float4(v0.x + o[0], v0.y + o[1], v0.z + o[2], v0.w + o[3]);
             v1 = make_float4(v1.x + o[4], v1.y + o[5], v1.z + o[6], v1.w + o[7]);
         }
-        *(float4*)(s + (i >> 1)) = v0;             // (planes: lanes reading chunks c, c + 1, ... hit consecutive 16 bytes)
-        *(float4*)(s + 4 * H8 + (i >> 1)) = v1;
         sq += v0.x * v0.x + v0.y * v0.y + v0.z * v0.z + v0.w * v0.w;
         sq += v1.x * v1.x + v1.y * v1.y + v1.z * v1.z + v1.w * v1.w;
-    }
-    sq = block_reduce(sq, red, false);
-    float rs = rsqrtf(sq / (float)H + eps);
-    for (int i = threadIdx.x * 8; i < H; i += MK_NT * 8) {
         float gf[8];
         bf8_to_f(early && i == threadIdx.x * 8 ? gpre : *(const uint4*)(g + i), gf);
-        float* lo = s + (i >> 1);
-        float* hi = s + 4 * H8 + (i >> 1);
-#pragma unroll
-        for (int e = 0; e < 4; e++) lo[e] = lo[e] * rs * gf[e];
-#pragma unroll
-        for (int e = 0; e < 4; e++) hi[e] = hi[e] * rs * gf[4 + e];
+        *(float4*)(s + (i >> 1)) = make_float4(v0.x * gf[0], v0.y * gf[1], v0.z * gf[2], v0.w * gf[3]);   // (planes: lanes reading
+        *(float4*)(s + 4 * H8 + (i >> 1)) = make_float4(v1.x * gf[4], v1.y * gf[5], v1.z * gf[6], v1.w * gf[7]);   // chunks c, c + 1, ... hit consecutive 16 bytes)
     }
+    sq = warp_sum(sq);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = sq;
     __syncthreads();
+}
+
+// The RMSNorm scale from the staged warps' sums of squares (mk_stage_norm; every warp adds them in the same order).
+__device__ __forceinline__ float mk_rs(const float* red, int H, float eps) {
+    float sq = 0.f;
+#pragma unroll
+    for (int w = 0; w < MK_W; w++) sq += red[w];
+    return rsqrtf(sq / (float)H + eps);
 }
 
 __device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
@@ -1030,7 +1032,7 @@ __device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
 // EPI_ADD with acco (MK_SPLIT_O, the down phase): x = (x + (acco + obias)) + row, and acco back to zero.
 template <int R, int EPI, int INF>
 __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K, const void* sIn,
-                                        const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI, u64* acco = nullptr,
+                                        const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI, float rs, u64* acco = nullptr,
                                         const u16* __restrict__ obias = nullptr) {
     constexpr int U = 8 / R;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -1082,7 +1084,7 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         int next = grp + stride;
         if (nextEarly && next < groups) mk_load<R>(wb, W, next * R, N, K, lane);
 #pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
+        for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]) * rs;   // (rs: mk_rs() for a normalised input, else 1)
         grp = next;
         if (lane != 0) continue;
         if (EPI == EPI_QKV) {
@@ -1189,18 +1191,31 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
 #pragma unroll
     for (int e = 0; e < 8; e++) gacc[g * HD + c * 8 + e] = acc[e];
     __syncthreads();
-    for (int d = threadIdx.x; d < HD; d += MK_NT) {
+    {   // (all threads: T = MK_NT / HD a dimension, each G / T groups, then a shuffle sum)
+        constexpr int T = MK_NT / HD >= 1 ? MK_NT / HD : 1, GT = G / T;
+        int d = threadIdx.x / T, j = threadIdx.x % T;
         float M = NEG_INF;
+#pragma unroll 8
         for (int k = 0; k < G; k++) M = fmaxf(M, gm[k]);
         float tot = 0.f, v = 0.f;
-        for (int k = 0; k < G; k++) {
-            float w = gm[k] == NEG_INF ? 0.f : __expf(gm[k] - M);
-            tot += w * gl[k];
-            v += w * gacc[k * HD + d];
+        if (d < HD) {
+#pragma unroll
+            for (int k = j * GT; k < (j + 1) * GT; k++) {
+                float w = gm[k] == NEG_INF ? 0.f : __expf(gm[k] - M);
+                tot += w * gl[k];
+                v += w * gacc[k * HD + d];
+            }
         }
-        u16 r = f2bf(v / tot);
-        if (so) so[d] = bf2f(r);
-        else a.attn[h * HD + d] = r;
+#pragma unroll
+        for (int o = T / 2; o > 0; o >>= 1) {
+            tot += __shfl_xor_sync(0xffffffffu, tot, o);
+            v += __shfl_xor_sync(0xffffffffu, v, o);
+        }
+        if (d < HD && j == 0) {
+            u16 r = f2bf(v / tot);
+            if (so) so[d] = bf2f(r);
+            else a.attn[h * HD + d] = r;
+        }
     }
     __syncthreads();
 }
@@ -1239,12 +1254,16 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, cons
     for (int j = 0; j < 8; j++) hv[j] = ho[(lane % LPR) * 8 + j];
     int steps = (r1 - r0 + RPS - 1) / RPS;
     for (int bt = 0; warp + MK_W * 8 * bt < steps; bt++) {
-        if (bt > 0) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt);
+        float d[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) d[u] = dot8_lanes<LPR>(wb[u], hv);
+        // the next batch in flight before this one's atomic adds (they queue in the same memory pipe: o part 13.2 ->
+        // 12.0 us per layer, bench/notes/cuda-engine.md session 5)
+        if (warp + MK_W * 8 * (bt + 1) < steps) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt + 1);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            float d = dot8_lanes<LPR>(wb[u], hv);
             int row = r0 + (warp + MK_W * (8 * bt + u)) * RPS + lane / LPR;
-            if (lane % LPR == 0 && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(d));
+            if (lane % LPR == 0 && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(d[u]));
         }
     }
 }
@@ -1276,10 +1295,10 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         const MkLayer& w = a.layers[l];
         // qkv
         mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, gpre, early, mk_smem, H,
-                      a.eps, red);
+                      red);
         mk_bt(a.btrace, 2 * tk);
         if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
-        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_gemv<2, EPI_QKV, 1>(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
         if (split) {
             if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
@@ -1319,21 +1338,21 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
             // o
             mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
-            mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI);
+            mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI, 1.f);
             mk_preload<2>(wb, w.wgu, 2 * I, H);
             gpre = mk_gamma(w.mlpNorm, H, a.flags);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
         }
         // gate/up
-        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, a.eps, red, split ? a.acco : nullptr, w.bo);
+        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, red, split ? a.acco : nullptr, w.bo);
         mk_bt(a.btrace, 2 * tk);
-        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI);
+        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
         mk_preload<1>(wb, w.wdown, H, I);
         mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
         // down
         mk_stage_bf16(a.act, (u16*)mk_smem, I);
         mk_bt(a.btrace, 2 * tk);
-        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI, split ? a.acco : nullptr, w.bo);
+        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI, 1.f, split ? a.acco : nullptr, w.bo);
         if (l + 1 < a.L) {
             mk_preload<2>(wb, a.layers[l + 1].wqkv, QKV, H);
             gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
@@ -1344,9 +1363,9 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
     }
     // final norm + lm_head + this block's best
-    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, mk_smem, H, a.eps, red);
+    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, mk_smem, H, red);
     mk_bt(a.btrace, 2 * tk);
-    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI);
+    mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane == 0) { bv[warp] = bestV; bi[warp] = bestI; }
     __syncthreads();
