@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <vector>
 #include <algorithm>
+#include <type_traits>
 typedef unsigned short u16;
 typedef long long i64;
 
@@ -115,22 +116,18 @@ int main() {
         double us = ts[ts.size() / 2] * 1e3, bytes = 2.0 * s.N * s.K;
         printf("  %-11s %6.1f MB  NT %3d aw %2d: %7.2f us  %.3f TB/s\n", s.name, bytes / 1e6, nt, aw, us, bytes / us / 1e6);
     };
+    auto sweep = [&](auto r, const Shape& s) {   // (D = 1, 2, 3 at 512 threads; 2 and 4 at 256)
+        constexpr int R = decltype(r)::value;
+        printf("%s: R = %d, D = 1/2/3 (512 threads), 2/4 (256)\n", s.name, R);
+        run(stream<R, 1, 512>, s, 512, 16);
+        run(stream<R, 2, 512>, s, 512, 16);
+        run(stream<R, 3, 512>, s, 512, 16);
+        run(stream<R, 2, 256>, s, 256, 8);
+        run(stream<R, 4, 256>, s, 256, 8);
+    };
     for (const Shape& s : shapes) {
-        if (s.R == 2) {
-            printf("%s R2 D1/2/3\n", s.name);
-            run(stream<2, 1, 512>, s, 512, 16);
-            run(stream<2, 2, 512>, s, 512, 16);
-            run(stream<2, 3, 512>, s, 512, 16);
-            run(stream<2, 2, 256>, s, 256, 8);
-            run(stream<2, 4, 256>, s, 256, 8);
-        } else {
-            printf("%s R1 D1/2/3\n", s.name);
-            run(stream<1, 1, 512>, s, 512, 16);
-            run(stream<1, 2, 512>, s, 512, 16);
-            run(stream<1, 3, 512>, s, 512, 16);
-            run(stream<1, 2, 256>, s, 256, 8);
-            run(stream<1, 4, 256>, s, 256, 8);
-        }
+        if (s.R == 2) sweep(std::integral_constant<int, 2>(), s);
+        else sweep(std::integral_constant<int, 1>(), s);
     }
     cudaError_t e = cudaGetLastError();
     printf("%s\n", cudaGetErrorString(e));
