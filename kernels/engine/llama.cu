@@ -819,8 +819,8 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
 // ---------------------------------------------------------------------------------------------------------------
 // Batch-1 decode step as one persistent kernel (one launch per token; grid = one block of 512 threads per
 // multiprocessor, all resident). Per layer five phases separated by grid barriers:
-//   qkv    input x normalised in shared memory (sum of squares from the staged x: same bits every run), fused
-//          q/k/v GEMV, RoPE on adjacent q/k pairs, k/v to the cache
+//   qkv    input x times the RMSNorm weights in shared memory, each row sum scaled by rsqrt(mean(x^2) + eps) (the sum
+//          of squares from the staged x: same bits every run), fused q/k/v GEMV, RoPE on adjacent q/k pairs, k/v to the cache
 //   attn   blocks h < nh: attention of head h (MK_PREFETCH_O: the other blocks pull the o weights into L2 meanwhile)
 //   o      GEMV from the staged attention output, x += ...
 // or (MK_SPLIT_O, the default) attn and o as one phase without the barrier between them (mk_o_split), so four:
