@@ -1225,14 +1225,17 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
 // share of rows [r0, r1) of the head's 128 columns of W_o, adding into acco in fixed point; the sum joins x when the
 // next phase stages its input (and for good in the down phase). One grid barrier and the staging of the attention
 // output fewer per layer. A warp takes RPS = 32 / (HD / 8) rows per step (HD / 8 lanes a row, 16 bytes each), a batch
-// is 8 steps in flight; warp w takes steps w, w + 16, ...
+// is 8 consecutive steps in flight, warp w's batch bt steps (w + MK_W bt) 8 + u: so a batch's 8 RPS row sums are
+// consecutive too and go to acco in one atomic instruction of 8 RPS lanes (one 128-byte line at head_dim 128), not 8
+// instructions of RPS lanes (o part 13.0 -> 10.6 us per layer, same bits; bench/notes/cuda-engine.md session 5).
+__device__ __forceinline__ int mk_o_step(int warp, int bt, int u) { return (warp + MK_W * bt) * 8 + u; }
 template <int HD>
 __device__ __forceinline__ void mk_o_load(uint4 (&wb)[8], const u16* __restrict__ Wo, int QD, int h, int r0, int r1, int bt) {
     constexpr int LPR = HD / 8, RPS = 32 / LPR;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
     for (int u = 0; u < 8; u++) {
-        int row = r0 + (warp + MK_W * (8 * bt + u)) * RPS + lane / LPR;
+        int row = r0 + mk_o_step(warp, bt, u) * RPS + lane / LPR;
         wb[u] = row < r1 ? ldg_stream((const uint4*)(Wo + (i64)row * QD + h * HD + (lane % LPR) * 8)) : make_uint4(0, 0, 0, 0);
     }
 }
@@ -1253,18 +1256,22 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, cons
 #pragma unroll
     for (int j = 0; j < 8; j++) hv[j] = ho[(lane % LPR) * 8 + j];
     int steps = (r1 - r0 + RPS - 1) / RPS;
-    for (int bt = 0; warp + MK_W * 8 * bt < steps; bt++) {
+    for (int bt = 0; mk_o_step(warp, bt, 0) < steps; bt++) {
         float d[8];
 #pragma unroll
         for (int u = 0; u < 8; u++) d[u] = dot8_lanes<LPR>(wb[u], hv);
         // the next batch in flight before this one's atomic adds (they queue in the same memory pipe: o part 13.2 ->
         // 12.0 us per layer, bench/notes/cuda-engine.md session 5)
-        if (warp + MK_W * 8 * (bt + 1) < steps) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt + 1);
+        if (mk_o_step(warp, bt + 1, 0) < steps) mk_o_load<HD>(wb, Wo, QD, h, r0, r1, bt + 1);
+        // lane q < 8 RPS takes row q of the batch: step q / RPS, lane group q % RPS
+        float v = 0.f;
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            int row = r0 + (warp + MK_W * (8 * bt + u)) * RPS + lane / LPR;
-            if (lane % LPR == 0 && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(d[u]));
+            float t = __shfl_sync(0xffffffffu, d[u], (lane % RPS) * LPR);
+            if (lane / RPS == u) v = t;
         }
+        int row = r0 + mk_o_step(warp, bt, 0) * RPS + lane;
+        if (lane < 8 * RPS && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(v));
     }
 }
 
