@@ -925,7 +925,7 @@ __device__ __forceinline__ void mk_load(uint4 (&wb)[8], const u16* __restrict__ 
 }
 
 // Warps per block that take part in a GEMV phase of `groups` row groups: the most (down to half) that leave no
-// partly used last round (3072 q/k/v row pairs over 132 x 16 warps would leave 27% of the second round idle).
+// partly used last round (e.g. 3072 row pairs over 132 x 16 warps would leave 27% of the second round idle).
 __device__ __forceinline__ int mk_active_warps(int groups) {
     int best = MK_W;
     float bestEff = 0.f;
@@ -1028,7 +1028,7 @@ __device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
 }
 
 // One GEMV phase: warps stride over groups of R rows; wb holds the first batch of the warp's first group.
-// INF: the staged input is float (normalised x), else bf16.
+// INF: the staged input is float (x * g from mk_stage_norm; rs = mk_rs() scales the row sums), else bf16 (rs = 1).
 // EPI_ADD with acco (MK_SPLIT_O, the down phase): x = (x + (acco + obias)) + row, and acco back to zero.
 template <int R, int EPI, int INF>
 __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K, const void* sIn,
@@ -1087,10 +1087,7 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]) * rs;   // (rs: mk_rs() for a normalised input, else 1)
         grp = next;
         if (lane != 0) continue;
-        if (EPI == EPI_QKV) {
-            qkv_store(acc[0], acc[R > 1 ? 1 : 0], bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems,
-                      a.vc + (i64)layer * a.layerElems, a.nh, a.nkv, a.hd, a.maxCtx);
-        } else if (EPI == EPI_SILU) {
+        if (EPI == EPI_SILU) {
             float g = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
             float u = acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[row0 + 1]) : 0.f);
             a.act[row0 >> 1] = f2bf(silu(g) * u);
