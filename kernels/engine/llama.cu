@@ -1027,6 +1027,34 @@ __device__ __forceinline__ void mk_stage_bf16(const u16* src, u16* s, int K) {
     __syncthreads();
 }
 
+// One batch's products (R rows x 8 / R chunks c0 + 32 u below cEnd, in wb) with the staged input added into acc[r]:
+// INF: the input is float planes (s4[c], s4[chunks + c]; mk_stage_norm), else bf16.
+template <int R, int INF>
+__device__ __forceinline__ void mk_batch_dot(const uint4 (&wb)[8], const void* sIn, int chunks, int c0, int cEnd, float (&acc)[R]) {
+    constexpr int U = 8 / R;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        int c = c0 + u * 32;
+        if (c >= cEnd) break;
+        float xv[8];
+        if (INF) {
+            float4 x0 = ((const float4*)sIn)[c], x1 = ((const float4*)sIn)[chunks + c];
+            xv[0] = x0.x; xv[1] = x0.y; xv[2] = x0.z; xv[3] = x0.w; xv[4] = x1.x; xv[5] = x1.y; xv[6] = x1.z; xv[7] = x1.w;
+        } else {
+            bf8_to_f(((const uint4*)sIn)[c], xv);
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            float wf[8];
+            bf8_to_f(wb[r * U + u], wf);
+            float s = acc[r];
+#pragma unroll
+            for (int j = 0; j < 8; j++) s = fmaf(wf[j], xv[j], s);
+            acc[r] = s;
+        }
+    }
+}
+
 // One GEMV phase: warps stride over groups of R rows; wb holds the first batch of the warp's first group.
 // INF: the staged input is float (x * g from mk_stage_norm; rs = mk_rs() scales the row sums), else bf16 (rs = 1).
 // EPI_ADD with acco (MK_SPLIT_O, the down phase): x = (x + (acco + obias)) + row, and acco back to zero.
@@ -1058,27 +1086,7 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         }
         for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
             if (c0 != lane) mk_load<R>(wb, W, row0, N, K, c0);
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int c = c0 + u * 32;
-                if (c >= chunks) break;
-                float xv[8];
-                if (INF) {
-                    float4 x0 = ((const float4*)sIn)[c], x1 = ((const float4*)sIn)[chunks + c];
-                    xv[0] = x0.x; xv[1] = x0.y; xv[2] = x0.z; xv[3] = x0.w; xv[4] = x1.x; xv[5] = x1.y; xv[6] = x1.z; xv[7] = x1.w;
-                } else {
-                    bf8_to_f(((const uint4*)sIn)[c], xv);
-                }
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    float wf[8];
-                    bf8_to_f(wb[r * U + u], wf);
-                    float s = acc[r];
-#pragma unroll
-                    for (int j = 0; j < 8; j++) s = fmaf(wf[j], xv[j], s);
-                    acc[r] = s;
-                }
-            }
+            mk_batch_dot<R, INF>(wb, sIn, chunks, c0, chunks, acc);
         }
         // (MK_NEXT_EARLY) the next group's first batch, in flight during the sums and the epilogue
         int next = grp + stride;
@@ -1138,22 +1146,7 @@ __device__ __forceinline__ void mk_gemv_qkv_sk(uint4 (&wb)[8], const u16* __rest
         float acc[R] = {0.f, 0.f};
         for (int c0 = cLo + lane; c0 < cHi; c0 += 32 * U) {
             if (c0 != cLo + lane) mk_load<R>(wb, W, row0, N, K, c0);
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int c = c0 + u * 32;
-                if (c >= cHi) break;
-                float4 x0 = ((const float4*)sIn)[c], x1 = ((const float4*)sIn)[chunks + c];
-                float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    float wf[8];
-                    bf8_to_f(wb[r * U + u], wf);
-                    float sum = acc[r];
-#pragma unroll
-                    for (int e = 0; e < 8; e++) sum = fmaf(wf[e], xv[e], sum);
-                    acc[r] = sum;
-                }
-            }
+            mk_batch_dot<R, 1>(wb, sIn, chunks, c0, cHi, acc);
         }
         int next = grp + stride;
         if (next < groups && cLo + lane < chunks) mk_load<R>(wb, W, next * R, N, K, cLo + lane);   // (in flight during the sums)
