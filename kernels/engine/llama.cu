@@ -826,7 +826,10 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
 // or (MK_SPLIT_O, the default) attn and o as one phase without the barrier between them (mk_o_split), so four:
 //   gateup GEMV from the staged normalised x, silu(gate) * up -> act
 //   down   GEMV from the staged act, x += ...
-// then the final norm + lm_head GEMV (each warp keeps its best logit) and a last barrier after which block 0 picks
+// or (MK_FUSE_MLP, the default) gateup and down as one phase, each block on its slice of the intermediate dimension
+// (mk_down_slice), so three. The residual x lives in 32.32 fixed point (acco): every phase that adds to it adds
+// integers, exact in any order, so split and fused sums give the same bits run after run.
+// Then the final norm + lm_head GEMV (each warp keeps its best logit) and a last barrier after which block 0 picks
 // the token and advances the decode state (tokens, pos, out[count], count). Before every barrier each warp issues
 // its first weight loads of the next phase, so the memory pipe stays busy across phase boundaries.
 // Data written by other blocks in this launch is read at L2 (ld.global.cg); weights through the read-only path.
@@ -846,7 +849,7 @@ struct MkArgs {
     const float* invf;
     u16* kc;            // layer 0 of the cache; layer l at + l * layerElems
     u16* vc;
-    float* x;
+    float* x;           // (unused by the persistent kernel: x lives in acco)
     u16* qkv;
     u16* attn;
     u16* act;
@@ -856,11 +859,11 @@ struct MkArgs {
     int* pos;
     int* outIds;
     int* count;
-    u64* bar;           // grid-barrier arrival count (grows by gridDim.x per barrier)
+    u64* bar;           // [2] grid-barrier arrival count (grows by gridDim.x per barrier); (MK_FUSE_MLP) blocks that staged the MLP input
     float* candV;       // [gridDim.x] best logit of each block
     int* candI;
     u64* trace;         // [2 * phases]: block 0's %globaltimer when it reaches and when it leaves each barrier
-    u64* acco;          // [H] (MK_SPLIT_O) the o projection's sum in 32.32 fixed point; zero between layers
+    u64* acco;          // [H] the residual stream x in 32.32 fixed point (integer adds are exact and commute: the same bits in any order)
     u64* btrace;        // [2 * phases][gridDim.x]: each block's %globaltimer when its input is staged and when it arrives
     i64 layerElems;
     int L, H, I, V, nh, nkv, hd, maxCtx, window;
@@ -873,6 +876,7 @@ struct MkArgs {
 #define MK_EARLY 8           // RMSNorm weights loaded before the barrier, the residual of an x += row at the row's start
 #define MK_SPLIT_O 16        // attention and the o projection in one phase, split over the heads (mk_o_split)
 #define MK_NEXT_EARLY 64     // a warp loads its next row group's first batch before the current group's sums and epilogue
+#define MK_FUSE_MLP 128      // gate/up and down as one phase: each block takes a slice of the intermediate dimension (mk_down_slice)
 #define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 
 __device__ __forceinline__ u64 globaltimer() {
@@ -942,23 +946,38 @@ __device__ __forceinline__ int mk_active_warps(int groups) {
 // first group into L2, run 9, or its next 1-3 batches, session 3 run 3; streaming the weights through a 3-stage cp.async
 // buffer in shared memory, run 11; 1-3 batches per warp prefetched into shared memory, session 3 run 1: the shared
 // memory it takes shrinks L1, which holds the loads in flight.)
-template <int R>
-__device__ __forceinline__ void mk_preload(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
+// A warp's row groups in a GEMV phase: first, first + stride, ... below end; first < 0: none. Whole grid (sl == nullptr):
+// the block's active warps (mk_active_warps) take groups block-major (block b's warps b aw .. b aw + aw - 1; dealing
+// them warp-major instead, so that a last round's groups spread over every block, changed nothing: session 6 run 4).
+// A block slice (sl = {first group, end}; MK_FUSE_MLP): its warps stride over it.
+struct MkGroups { int first, stride, end; };
+__device__ __forceinline__ MkGroups mk_groups(int groups, const int2* sl = nullptr) {
     int warp = threadIdx.x >> 5;
-    int aw = mk_active_warps((N + R - 1) / R);
-    int grp0 = blockIdx.x * aw + warp;
-    if (warp < aw && grp0 * R < N) {
-        mk_load<R>(wb, W, grp0 * R, N, K, threadIdx.x & 31);
+    if (sl) return {sl->x + warp < sl->y ? sl->x + warp : -1, MK_W, sl->y};
+    int aw = mk_active_warps(groups);
+    int first = warp >= aw ? -1 : (int)blockIdx.x * aw + warp;
+    return {first < groups ? first : -1, (int)gridDim.x * aw, groups};
+}
+template <int R>
+__device__ __forceinline__ void mk_preload(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K, const int2* sl = nullptr) {
+    MkGroups gs = mk_groups((N + R - 1) / R, sl);
+    if (gs.first >= 0) {
+        mk_load<R>(wb, W, gs.first * R, N, K, threadIdx.x & 31);
     } else {
 #pragma unroll
         for (int k = 0; k < 8; k++) wb[k] = make_uint4(0, 0, 0, 0);   // (nothing live across the barrier)
     }
 }
-
-// The RMSNorm weights of this thread's first 8 elements (mk_stage_norm), loaded before the barrier (MK_EARLY).
+// The RMSNorm weights of this thread's first element pairs (mk_stage_norm: 2t + 2 MK_NT m, m < 4), loaded before the
+// barrier (MK_EARLY).
 __device__ __forceinline__ uint4 mk_gamma(const u16* __restrict__ g, int H, int flags) {
-    int i = threadIdx.x * 8;
-    return (flags & MK_EARLY) && i < H ? *(const uint4*)(g + i) : make_uint4(0, 0, 0, 0);
+    u32 v[4];
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+        int e = 2 * threadIdx.x + 2 * MK_NT * m;
+        v[m] = (flags & MK_EARLY) && e < H ? *(const u32*)(g + e) : 0u;
+    }
+    return make_uint4(v[0], v[1], v[2], v[3]);
 }
 
 // 32.32 fixed point (MK_SPLIT_O): integer adds are exact and commute, so the heads' parts of the o projection add up
@@ -970,44 +989,54 @@ __device__ __forceinline__ void ld_cg_u64x2(const u64* p, u64& a, u64& b) {
     asm volatile("ld.global.cg.v2.u64 {%0,%1}, [%2];" : "=l"(a), "=l"(b) : "l"(p));
 }
 
-// Stage the RMSNorm input x (float, from global or, for layer 0, the embedding row) times the norm weights g, as two
-// planes of float4: s4[c] = elements 8c..8c+3, s4[H / 8 + c] = 8c+4..8c+7 (conflict-free reads by a warp's chunks),
-// 8 elements a thread at a time (H % 8 == 0), and each warp's sum of squares of x to red[warp]: the GEMV multiplies its
-// row sums by mk_rs() = rsqrt(mean(x^2) + eps) instead of a second pass over the staged vector after a block-wide sum
-// (staging 1.7 -> 1.3 us for q/k/v, 2.6 -> 1.5 for the lm_head; session 5). gpre: g of the thread's first 8 (mk_gamma)
-// when MK_EARLY is set. acco (MK_SPLIT_O): the o projection not yet added to x: x + (acco + bo).
-__device__ __forceinline__ void mk_stage_norm(const float* xg, const u16* embRow, float* xg_out, const u16* __restrict__ g, uint4 gpre,
-                                              bool early, float* s, int H, float* red, const u64* acco = nullptr,
-                                              const u16* __restrict__ bo = nullptr) {
+// Stage the RMSNorm input x (the residual X in 32.32 fixed point or, for layer 0, the embedding row, which block 0 then
+// writes to X) times the norm weights g, as two planes of float4: s4[c] = elements 8c..8c+3, s4[H / 8 + c] =
+// 8c+4..8c+7 (conflict-free reads by a warp's chunks; H % 8 == 0), and each warp's sum of squares of x to red[warp]: the
+// GEMV multiplies its row sums by mk_rs() = rsqrt(mean(x^2) + eps) instead of a second pass over the staged vector after
+// a block-wide sum (session 5). Thread t takes the element pairs 2t + 2 MK_NT m, four at a time with all their loads in
+// flight: a warp's load covers 512 contiguous bytes of X (8 elements a thread were 64-byte strides: q/k/v staging 3.05 ->
+// 1.54 us, gate/up 2.14 -> 1.16 us, harness runs 4-5 of session 6). gpre: g of the thread's first four pairs (mk_gamma)
+// when MK_EARLY is set.
+__device__ __forceinline__ void mk_stage_norm(const u64* X, const u16* embRow, u64* Xout, const u16* __restrict__ g, uint4 gpre,
+                                              bool early, float* s, int H, float* red) {
     float sq = 0.f;
     int H8 = H >> 3;
-    for (int i = threadIdx.x * 8; i < H; i += MK_NT * 8) {
-        float4 v0, v1;
-        if (embRow) {
-            float f[8];
-            bf8_to_f(*(const uint4*)(embRow + i), f);
-            v0 = make_float4(f[0], f[1], f[2], f[3]);
-            v1 = make_float4(f[4], f[5], f[6], f[7]);
-            if (xg_out) { *(float4*)(xg_out + i) = v0; *(float4*)(xg_out + i + 4) = v1; }
-        } else {
-            v0 = ld_cg_f4(xg + i);
-            v1 = ld_cg_f4(xg + i + 4);
-        }
-        if (acco) {
-            u64 q[8];
-            for (int e = 0; e < 8; e += 2) ld_cg_u64x2(acco + i + e, q[e], q[e + 1]);
-            float o[8];
+    for (int base = 0; base < H; base += 8 * MK_NT) {
+        u64 q[4][2];
+        u32 gr[4];
 #pragma unroll
-            for (int e = 0; e < 8; e++) o[e] = fix2f(q[e]) + (bo ? bf2f(bo[i + e]) : 0.f);
-            v0 = make_float4(v0.x + o[0], v0.y + o[1], v0.z + o[2], v0.w + o[3]);
-            v1 = make_float4(v1.x + o[4], v1.y + o[5], v1.z + o[6], v1.w + o[7]);
+        for (int m = 0; m < 4; m++) {
+            int e = base + 2 * threadIdx.x + 2 * MK_NT * m;
+            q[m][0] = q[m][1] = 0;
+            gr[m] = 0;
+            if (e < H) {
+                if (embRow) {
+                    u32 r = *(const u32*)(embRow + e);
+                    q[m][0] = r & 0xffffu;
+                    q[m][1] = r >> 16;
+                } else {
+                    ld_cg_u64x2(X + e, q[m][0], q[m][1]);
+                }
+                gr[m] = early && base == 0 ? (m == 0 ? gpre.x : m == 1 ? gpre.y : m == 2 ? gpre.z : gpre.w) : *(const u32*)(g + e);
+            }
         }
-        sq += v0.x * v0.x + v0.y * v0.y + v0.z * v0.z + v0.w * v0.w;
-        sq += v1.x * v1.x + v1.y * v1.y + v1.z * v1.z + v1.w * v1.w;
-        float gf[8];
-        bf8_to_f(early && i == threadIdx.x * 8 ? gpre : *(const uint4*)(g + i), gf);
-        *(float4*)(s + (i >> 1)) = make_float4(v0.x * gf[0], v0.y * gf[1], v0.z * gf[2], v0.w * gf[3]);   // (planes: lanes reading
-        *(float4*)(s + 4 * H8 + (i >> 1)) = make_float4(v1.x * gf[4], v1.y * gf[5], v1.z * gf[6], v1.w * gf[7]);   // chunks c, c + 1, ... hit consecutive 16 bytes)
+#pragma unroll
+        for (int m = 0; m < 4; m++) {
+            int e = base + 2 * threadIdx.x + 2 * MK_NT * m;
+            if (e >= H) break;
+            float v0, v1;
+            if (embRow) {
+                v0 = bf2f((u16)q[m][0]);
+                v1 = bf2f((u16)q[m][1]);
+                if (Xout) *(ulonglong2*)(Xout + e) = make_ulonglong2(f2fix(v0), f2fix(v1));
+            } else {
+                v0 = fix2f(q[m][0]);
+                v1 = fix2f(q[m][1]);
+            }
+            sq += v0 * v0 + v1 * v1;
+            int c = e >> 3, o = e & 7;
+            *(float2*)(s + (o < 4 ? 4 * c + o : 4 * H8 + 4 * c + o - 4)) = make_float2(v0 * bf2f((u16)(gr[m] & 0xffffu)), v1 * bf2f((u16)(gr[m] >> 16)));
+        }
     }
     sq = warp_sum(sq);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = sq;
@@ -1055,42 +1084,39 @@ __device__ __forceinline__ void mk_batch_dot(const uint4 (&wb)[8], const void* s
     }
 }
 
-// One GEMV phase: warps stride over groups of R rows; wb holds the first batch of the warp's first group.
+// One GEMV phase: warps stride over groups of R rows (mk_groups); wb holds the first batch of the warp's first group.
 // INF: the staged input is float (x * g from mk_stage_norm; rs = mk_rs() scales the row sums), else bf16 (rs = 1).
-// EPI_ADD with acco (MK_SPLIT_O, the down phase): x = (x + (acco + obias)) + row, and acco back to zero.
+// EPI_ADD: the residual X[row] += row (+ bias) in fixed point (one writer per row: a plain read and write).
+// EPI_SILU with sl (MK_FUSE_MLP: the block's slice of the intermediate dimension): act to shared memory, actS[i - aBase]
+// as float of its bf16 rounding.
 template <int R, int EPI, int INF>
 __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K, const void* sIn,
-                                        const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI, float rs, u64* acco = nullptr,
-                                        const u16* __restrict__ obias = nullptr) {
+                                        const MkArgs& a, int layer, int p, int slot, float& bestV, int& bestI, float rs,
+                                        const int2* sl = nullptr, float* actS = nullptr, int aBase = 0) {
     constexpr int U = 8 / R;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int lane = threadIdx.x & 31;
     int groups = (N + R - 1) / R, chunks = K >> 3;
-    int aw = mk_active_warps(groups);
-    if (warp >= aw) return;
+    MkGroups gs = mk_groups(groups, sl);
+    if (gs.first < 0) return;
     // The warp's groups: its first (batch 0 in wb), then every stride-th. (Measured and dropped, session 3 run 11:
     // claiming the groups after the first from a per-phase counter to balance the warps; no phase got faster and the
     // lm_head's 60 claims per warp on one counter cost 70 us.)
-    int stride = gridDim.x * aw;
     bool nextEarly = (a.flags & MK_NEXT_EARLY) != 0;
-    for (int grp = blockIdx.x * aw + warp; grp < groups;) {
+    for (int grp = gs.first; grp < gs.end;) {
         int row0 = grp * R;
-        if (!nextEarly && grp != blockIdx.x * aw + warp) mk_load<R>(wb, W, row0, N, K, lane);
+        if (!nextEarly && grp != gs.first) mk_load<R>(wb, W, row0, N, K, lane);
         float acc[R];
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = 0.f;
-        float xold = 0.f;   // (MK_EARLY: the residual of an x += row is read at the row's start, off the phase's tail)
-        u64 oold = 0;
-        if (EPI == EPI_ADD && (a.flags & MK_EARLY) && lane == 0) {
-            xold = ld_cg(a.x + row0);
-            if (acco) oold = ld_cg_u64(acco + row0);
-        }
+        u64 xold = 0;   // (MK_EARLY: the residual of an X += row is read at the row's start, off the phase's tail)
+        if (EPI == EPI_ADD && (a.flags & MK_EARLY) && lane == 0) xold = ld_cg_u64(a.acco + row0);
         for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
             if (c0 != lane) mk_load<R>(wb, W, row0, N, K, c0);
             mk_batch_dot<R, INF>(wb, sIn, chunks, c0, chunks, acc);
         }
         // (MK_NEXT_EARLY) the next group's first batch, in flight during the sums and the epilogue
-        int next = grp + stride;
-        if (nextEarly && next < groups) mk_load<R>(wb, W, next * R, N, K, lane);
+        int next = grp + gs.stride;
+        if (nextEarly && next < gs.end) mk_load<R>(wb, W, next * R, N, K, lane);
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]) * rs;   // (rs: mk_rs() for a normalised input, else 1)
         grp = next;
@@ -1098,17 +1124,13 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
         if (EPI == EPI_SILU) {
             float g = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
             float u = acc[R > 1 ? 1 : 0] + (bias ? bf2f(bias[row0 + 1]) : 0.f);
-            a.act[row0 >> 1] = f2bf(silu(g) * u);
+            u16 v = f2bf(silu(g) * u);
+            if (actS) actS[(row0 >> 1) - aBase] = bf2f(v);
+            else a.act[row0 >> 1] = v;
         } else if (EPI == EPI_ADD) {
-            float* xp = a.x + row0;
-            float v = acc[0] + (bias ? bf2f(bias[row0]) : 0.f);
-            float x0 = (a.flags & MK_EARLY) ? xold : ld_cg(xp);
-            if (acco) {
-                u64 o = (a.flags & MK_EARLY) ? oold : ld_cg_u64(acco + row0);
-                x0 = x0 + (fix2f(o) + (obias ? bf2f(obias[row0]) : 0.f));
-                acco[row0] = 0;
-            }
-            *xp = x0 + v;
+            u64* xp = a.acco + row0;
+            u64 x0 = (a.flags & MK_EARLY) ? xold : ld_cg_u64(xp);
+            *xp = x0 + f2fix(acc[0] + (bias ? bf2f(bias[row0]) : 0.f));
         } else {   // EPI_F32: logits, and the warp's best (largest, lowest index on ties; NaN never wins)
             float v = acc[0];
             a.logits[row0] = v;
@@ -1123,9 +1145,10 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
 // named barrier per pair (ids 1..MK_W / 2; __syncthreads is 0). Half h takes chunks [h hc, min(chunks, (h + 1) hc)),
 // hc the half rounded up to whole batches. (q/k/v release 17.2 -> 16.4 us per layer, +0.8%; session 5.)
 __device__ __forceinline__ int mk_sk_half_chunks(int K) { int chunks = K >> 3, hc = (chunks / 2 + 127) / 128 * 128; return hc; }
+__device__ __forceinline__ int mk_qkv_grp0(int pr) { return (int)blockIdx.x * (MK_W / 2) + pr; }
 __device__ __forceinline__ void mk_preload_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2);
-    int grp0 = blockIdx.x * (MK_W / 2) + warp % (MK_W / 2), c0 = half * mk_sk_half_chunks(K) + lane;
+    int grp0 = mk_qkv_grp0(warp % (MK_W / 2)), c0 = half * mk_sk_half_chunks(K) + lane;
     if (grp0 * 2 < N && c0 < (K >> 3)) {
         mk_load<2>(wb, W, grp0 * 2, N, K, c0);
     } else {
@@ -1141,7 +1164,7 @@ __device__ __forceinline__ void mk_gemv_qkv_sk(uint4 (&wb)[8], const u16* __rest
     int groups = (N + 1) / 2, chunks = K >> 3, hc = mk_sk_half_chunks(K);
     int cLo = half * hc, cHi = min(chunks, cLo + hc);
     int stride = gridDim.x * (MK_W / 2);
-    for (int grp = blockIdx.x * (MK_W / 2) + pr, rd = 0; grp < groups; rd++) {
+    for (int grp = mk_qkv_grp0(pr), rd = 0; grp < groups; rd++) {
         int row0 = grp * R;
         float acc[R] = {0.f, 0.f};
         for (int c0 = cLo + lane; c0 < cHi; c0 += 32 * U) {
@@ -1300,7 +1323,7 @@ __device__ __forceinline__ void mk_o_part(const MkArgs& a, int& h, int& r0, int&
 // as attention starts instead: attention 4.4 -> 7.1 us, -1.3%.)
 template <int HD>
 __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, const u16* __restrict__ Wo, int QD, int h, int r0, int r1,
-                                           u64* acco) {
+                                           u64* acco, const u16* __restrict__ bo) {
     constexpr int LPR = HD / 8, RPS = 32 / LPR;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float hv[8];
@@ -1322,7 +1345,67 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, cons
             if (lane / RPS == u) v = t;
         }
         int row = r0 + mk_o_step(warp, bt, 0) * RPS + lane;
-        if (lane < 8 * RPS && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(v));
+        if (lane < 8 * RPS && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(v + (bo && h == 0 ? bf2f(bo[row]) : 0.f)));
+    }
+}
+
+// MK_FUSE_MLP: gate/up and down in one phase. Block b takes the slice [i0, i1) of the intermediate dimension (i0 =
+// b I / grid): its warps compute the slice's act values (the gate/up rows 2i, 2i + 1) into shared memory, then the block
+// multiplies its columns [i0, i1) of W_down (row-major [H][I], read as the whole 16-byte chunks pc0 .. pc0 + nch - 1
+// around the slice, act zero outside it) by them and adds the H partial row sums to the residual X in fixed point. One
+// grid barrier, one staging and one grid-wide tail fewer per layer, for 132 atomic adds per row. 16 lanes a row (nch <=
+// 16), two rows a step, a batch = 8 steps = 16 consecutive rows, warp w takes batches w, w + MK_W, ...; a batch's 16 sums
+// reach 16 lanes in 8 exchanges and go to X in one atomic instruction.
+struct MkSlice { int2 g; int pc0, nch; };
+__device__ __forceinline__ MkSlice mk_mlp_slice(int I) {
+    int i0 = (int)((i64)blockIdx.x * I / gridDim.x), i1 = (int)((i64)(blockIdx.x + 1) * I / gridDim.x);
+    return {make_int2(i0, i1), i0 >> 3, i1 > i0 ? ((i1 + 7) >> 3) - (i0 >> 3) : 0};
+}
+__device__ __forceinline__ bool mk_fuse_mlp_ok(int flags, int H, int I) {
+    return (flags & MK_FUSE_MLP) && H % 16 == 0 && (I + (int)gridDim.x - 1) / (int)gridDim.x <= 120;
+}
+__device__ __forceinline__ void mk_down_load(uint4 (&wb)[8], const u16* __restrict__ Wd, int I, const MkSlice& s, int bt) {
+    int lane = threadIdx.x & 31, k = lane & 15;
+    const u16* base = Wd + (i64)(bt * 16 + (lane >> 4)) * I + (i64)(s.pc0 + k) * 8;
+#pragma unroll
+    for (int u = 0; u < 8; u++) wb[u] = k < s.nch ? ldg_stream((const uint4*)(base + (i64)(2 * u) * I)) : make_uint4(0, 0, 0, 0);
+}
+// wb: the warp's first batch (bt = warp), loaded when its gate/up groups were done. bias: the last block's only.
+__device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restrict__ Wd, const u16* __restrict__ bias, int H, int I,
+                                              const MkSlice& s, const float* actS, u64* X) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, k = lane & 15, nb = H >> 4;
+    if (s.nch == 0) return;
+    float av[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) av[e] = k < s.nch ? actS[k * 8 + e] : 0.f;
+    for (int bt = warp; bt < nb; bt += MK_W) {
+        float d[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            float f[8];
+            bf8_to_f(wb[u], f);
+            float t = 0.f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) t = fmaf(f[e], av[e], t);
+            d[u] = t;
+        }
+        if (bt + MK_W < nb) mk_down_load(wb, Wd, I, s, bt + MK_W);   // (in flight during the sums and the atomic adds)
+        // the 8 values summed over each 16-lane half: after the exchanges with lanes ^8, ^4, ^2 a lane keeps one value,
+        // index u = (lane >> 1) & 7, and ^1 completes it; even lanes then hold row 2u + (lane >> 4) of the batch
+#pragma unroll
+        for (int cnt = 8, w = 8; cnt > 1; cnt >>= 1, w >>= 1) {
+            bool hi = (lane & w) != 0;
+#pragma unroll
+            for (int v = 0; v < cnt / 2; v++) {
+                float keep = hi ? d[v + cnt / 2] : d[v], send = hi ? d[v] : d[v + cnt / 2];
+                d[v] = keep + __shfl_xor_sync(0xffffffffu, send, w);
+            }
+        }
+        float v = d[0] + __shfl_xor_sync(0xffffffffu, d[0], 1);
+        if ((lane & 1) == 0) {
+            int row = bt * 16 + 2 * ((lane >> 1) & 7) + (lane >> 4);
+            asm volatile("red.global.add.u64 [%0], %1;" :: "l"(X + row), "l"(f2fix(v + (bias ? bf2f(bias[row]) : 0.f))) : "memory");
+        }
     }
 }
 
@@ -1333,9 +1416,13 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     __shared__ float bv[MK_W];
     __shared__ int bi[MK_W];
     __shared__ float ho[HD];   // (MK_SPLIT_O) the head's attention output
-    u64 gen = 0;   // (thread 0) the arrival count when this launch began
+    __shared__ float actS[16 * 8];   // (MK_FUSE_MLP) the act values of the block's slice, zero around it
+    u64 gen = 0, gen2 = 0;   // (thread 0) the arrival counts when this launch began
     int tk = 0;
-    if (threadIdx.x == 0) gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
+    if (threadIdx.x == 0) {
+        gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
+        gen2 = ld_acquire_u64(a.bar + 1) / gridDim.x * gridDim.x;
+    }
     int tok = ld_i(a.tokens), p = ld_i(a.pos), slot = ld_i(a.slot);
     int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
     bool early = (a.flags & MK_EARLY) != 0;
@@ -1344,6 +1431,9 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     int oh = 0, or0 = 0, or1 = 0;
     if (split) mk_o_part(a, oh, or0, or1);
     bool oBlock = split && (int)blockIdx.x < a.nh * ((int)gridDim.x / a.nh);
+    bool fuse = mk_fuse_mlp_ok(a.flags, H, I);
+    MkSlice ms = mk_mlp_slice(I);
+    const int2* gsl = fuse ? &ms.g : nullptr;   // (the gate/up groups: the block's slice, else the whole grid's)
     float bestV = NEG_INF;
     int bestI = 0x7fffffff;
     uint4 wb[8];
@@ -1352,8 +1442,8 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
         // qkv
-        mk_stage_norm(a.x, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.x : nullptr, w.attnNorm, gpre, early, mk_smem, H,
-                      red);
+        mk_stage_norm(a.acco, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.acco : nullptr, w.attnNorm, gpre, early,
+                      mk_smem, H, red);
         mk_bt(a.btrace, 2 * tk);
         if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
         mk_gemv_qkv_sk(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, mk_rs(red, H, a.eps));
@@ -1366,13 +1456,13 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
                 mk_bt(a.btrace, 2 * tk);
                 mk_bt(a.btrace, 2 * tk + 1);
                 mk_bt(a.btrace, 2 * tk + 2);   // (the o part: its input is the head's attention output)
-                mk_o_split<HD>(wb, ho, w.wo, QD, oh, or0, or1, a.acco);
+                mk_o_split<HD>(wb, ho, w.wo, QD, oh, or0, or1, a.acco, w.bo);
             }
             // (the trace's attention "barrier": block 0's end of attention; no arrivals, so the barrier count's base
             // moves back one grid for the later barriers' targets)
             tk++;
             if (threadIdx.x == 0) gen -= gridDim.x;
-            mk_preload<2>(wb, w.wgu, 2 * I, H);
+            mk_preload<2>(wb, w.wgu, 2 * I, H, gsl);
             gpre = mk_gamma(w.mlpNorm, H, a.flags);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
         } else {
@@ -1397,20 +1487,42 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             // o
             mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
             mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI, 1.f);
-            mk_preload<2>(wb, w.wgu, 2 * I, H);
+            mk_preload<2>(wb, w.wgu, 2 * I, H, gsl);
             gpre = mk_gamma(w.mlpNorm, H, a.flags);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
         }
         // gate/up
-        mk_stage_norm(a.x, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, red, split ? a.acco : nullptr, w.bo);
+        if (fuse && threadIdx.x < 16 * 8) actS[threadIdx.x] = 0.f;   // (ordered before the act writes by the staging's __syncthreads)
+        mk_stage_norm(a.acco, nullptr, nullptr, w.mlpNorm, gpre, early, mk_smem, H, red);
         mk_bt(a.btrace, 2 * tk);
-        mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
-        mk_preload<1>(wb, w.wdown, H, I);
-        mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
-        // down
-        mk_stage_bf16(a.act, (u16*)mk_smem, I);
-        mk_bt(a.btrace, 2 * tk);
-        mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI, 1.f, split ? a.acco : nullptr, w.bo);
+        if (fuse) {
+            // the down part's adds to X must not overtake any block's staging of X: every block counts itself staged
+            if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(a.bar + 1) : "memory");
+            mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps), gsl, actS,
+                                    ms.pc0 * 8);
+            int warp = threadIdx.x >> 5;
+            if (warp * 16 < H) mk_down_load(wb, w.wdown, I, ms, warp);   // (the warp's first down batch, in flight while the block finishes)
+            if (threadIdx.x == 0) {
+                u64 target = gen2 + (u64)(l + 1) * gridDim.x;
+                while (ld_acquire_u64(a.bar + 1) < target) {}   // (in practice passed at once: the stagings ended ~50 us ago)
+            }
+            __syncthreads();
+            // (the trace's gate/up "barrier": the block's end of gate/up; no arrivals, as for attention above)
+            mk_bt(a.btrace, 2 * tk + 1);
+            if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
+            tk++;
+            if (threadIdx.x == 0) gen -= gridDim.x;
+            mk_bt(a.btrace, 2 * tk);
+            mk_down_slice(wb, w.wdown, blockIdx.x == gridDim.x - 1 ? w.bdown : nullptr, H, I, ms, actS, a.acco);
+        } else {
+            mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
+            mk_preload<1>(wb, w.wdown, H, I);
+            mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
+            // down
+            mk_stage_bf16(a.act, (u16*)mk_smem, I);
+            mk_bt(a.btrace, 2 * tk);
+            mk_gemv<1, EPI_ADD, 0>(wb, w.wdown, w.bdown, H, I, mk_smem, a, l, p, slot, bestV, bestI, 1.f);
+        }
         if (l + 1 < a.L) {
             mk_preload_qkv_sk(wb, a.layers[l + 1].wqkv, QKV, H);
             gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
@@ -1421,7 +1533,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
     }
     // final norm + lm_head + this block's best
-    mk_stage_norm(a.x, nullptr, nullptr, a.finalNorm, gpre, early, mk_smem, H, red);
+    mk_stage_norm(a.acco, nullptr, nullptr, a.finalNorm, gpre, early, mk_smem, H, red);
     mk_bt(a.btrace, 2 * tk);
     mk_gemv<1, EPI_F32, 1>(wb, a.out, nullptr, a.V, H, mk_smem, a, 0, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

@@ -315,15 +315,15 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 if (tokens == 1 && e.Ctx.MultiprocessorCount <= MkMaxGrid)
                 {
                     Mk = Alloc(Marshal.SizeOf<MkArgs>());
-                    MkBar = Alloc(8);
-                    Check(cuMemsetD8Async(MkBar, 0, 8, e.Ctx.Stream), "cuMemsetD8Async(barrier)");
+                    MkBar = Alloc(16);   // the grid-barrier arrival count and the fused MLP phase's staging count
+                    Check(cuMemsetD8Async(MkBar, 0, 16, e.Ctx.Stream), "cuMemsetD8Async(barrier)");
                     MkCand = Alloc(8L * MkMaxGrid);
                     MkTrace = Alloc(16L * (5 * e.L + 2));
-                    MkAcc = Alloc(8L * e.H);   // (kept at zero between layers by the kernel)
+                    MkAcc = Alloc(8L * e.H);   // the residual stream in 32.32 fixed point
                     long bTraceBytes = 16L * (5 * e.L + 2) * e.Ctx.MultiprocessorCount;
                     MkBTrace = Alloc(bTraceBytes);
                     Check(cuMemsetD8Async(MkBTrace, 0, (nuint)bTraceBytes, e.Ctx.Stream), "cuMemsetD8Async(block trace)");
-                    Check(cuMemsetD8Async(MkAcc, 0, (nuint)(8L * e.H), e.Ctx.Stream), "cuMemsetD8Async(o sum)");
+                    Check(cuMemsetD8Async(MkAcc, 0, (nuint)(8L * e.H), e.Ctx.Stream), "cuMemsetD8Async(residual)");
                 }
             }
             catch
@@ -683,11 +683,13 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// of a round in flight), 2 = blocks without an attention head pull the o-projection weights into L2 meanwhile,
     /// 4 = the attention blocks pull their cached k/v into L2 during the q/k/v phase, 8 = RMSNorm weights and the
     /// residual of each x += row loaded early, 16 = (with 1) attention and the o projection in one phase split over the
-    /// heads, the o sum in fixed point (one grid barrier fewer per layer), 64 = a warp loads
-    /// its next row group's first batch before the current group's sums and epilogue (same bits).
-    /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
+    /// heads (one grid barrier fewer per layer), 64 = a warp loads its next row group's first batch before the current
+    /// group's sums and epilogue (same bits), 128 = gate/up and down in one phase: each block takes a slice of the
+    /// intermediate dimension and adds its part of the down projection to the residual with atomic adds (one grid
+    /// barrier fewer per layer; where the slices fit, else the two phases). The residual is summed in 32.32 fixed
+    /// point, so every variant gives the same bits run after run. GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
-    internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 93;
+    internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 221;
 
     /// <summary>Query rows per block of a prefill attention kernel: 128 for attn_prefill2, 64 for attn_prefill.</summary>
     internal static int PrefillAttentionRows(string kernel) => kernel == "attn_prefill2" ? 128 : 64;

@@ -161,13 +161,15 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         if (batch == 1)
         {
             // every variant of the persistent kernel (two-pass or one-pass attention, L2 pulls of the o weights and of
-            // the cached k/v, early loads, attention + o in one phase split over the heads): within a kind (attention,
-            // o summation) the variants only move loads, so their logits must be the same bits
+            // the cached k/v, early loads, attention + o in one phase split over the heads, gate/up + down in one phase):
+            // within a kind (attention, o summation, down summation) the variants only move loads, so their logits must
+            // be the same bits
             int saved = e.PersistentFlags;
             try
             {
                 var byAttention = new Dictionary<int, float[]>();
-                foreach (int flags in new[] { 0, 1, 2, 3, 1 | 4, 1 | 8, 1 | 64, 1 | 16, 1 | 4 | 8 | 16, 1 | 2 | 16, 1 | 8 | 16, 1 | 4 | 8 | 16 | 64, 16, 4 | 8 | 16 | 64 })
+                foreach (int flags in new[] { 0, 1, 2, 3, 1 | 4, 1 | 8, 1 | 64, 1 | 16, 1 | 4 | 8 | 16, 1 | 2 | 16, 1 | 8 | 16, 1 | 4 | 8 | 16 | 64, 16, 4 | 8 | 16 | 64,
+                                              128, 1 | 128, 1 | 16 | 128, 1 | 8 | 16 | 128, 1 | 4 | 8 | 16 | 64 | 128, 1 | 4 | 8 | 64 | 128 })
                 {
                     e.PersistentFlags = flags;
                     var v = Run(true, true);
@@ -176,7 +178,7 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
                     Assert.InRange(d, 0, 1e-3);
                     for (int t = 0; t < ids.Length; t++)
                         Assert.Equal(Sampler.ArgMax(multi.AsSpan(t * Vocab, Vocab)), Sampler.ArgMax(v.AsSpan(t * Vocab, Vocab)));
-                    int kind = (flags & 1) != 0 ? flags & 17 : 0;   // (split o only with one-pass attention)
+                    int kind = ((flags & 1) != 0 ? flags & 17 : 0) | (flags & 128);   // (split o only with one-pass attention; 128: the fused MLP phase's down sums)
                     if (byAttention.TryGetValue(kind, out var baseline)) Assert.Equal(0, Differ(baseline, v));
                     else byAttention[kind] = v;
                 }

@@ -89,8 +89,9 @@ public class CudaFamilyTests(ITestOutputHelper output)
         int saved = e.PersistentFlags;
         try
         {
-            // the persistent kernel's attention / o-projection kinds: two-pass, one-pass, one-pass with the o projection split over the heads
-            foreach (int flags in new[] { 0, 13, 93 })
+            // the persistent kernel's attention / o-projection / MLP kinds: two-pass, one-pass, one-pass with the o projection
+            // split over the heads, each also with gate/up + down as one phase (128)
+            foreach (int flags in new[] { 0, 13, 93, 128, 141, 221 })
             {
                 e.PersistentFlags = flags;
                 long before = e.PersistentSteps;
