@@ -45,6 +45,21 @@ static u16* dalloc_fill(i64 n, u64 seed, float scale, float offset = 0.f) {
     return p;
 }
 
+// HARNESS_CLUSTER=n (nvcc -D): launch in clusters of n blocks (MK_PAIR_DOWN needs 2)
+static void launch_decode(int grid, int smem, MkArgs* da) {
+#ifdef HARNESS_CLUSTER
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(grid); cfg.blockDim = dim3(MK_NT); cfg.dynamicSmemBytes = smem; cfg.stream = 0;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = HARNESS_CLUSTER; at[0].val.clusterDim.y = 1; at[0].val.clusterDim.z = 1;
+    cfg.attrs = at; cfg.numAttrs = 1;
+    CK(cudaLaunchKernelEx(&cfg, decode_b1_hd128, (const MkArgs*)da));
+#else
+    decode_b1_hd128<<<grid, MK_NT, smem>>>(da);
+#endif
+}
+
 static double median(std::vector<double> v) { std::sort(v.begin(), v.end()); return v.empty() ? NAN : v[v.size() / 2]; }
 
 int main(int argc, char** argv) {
@@ -172,7 +187,7 @@ int main(int argc, char** argv) {
         std::vector<double> ms;
         int total = steps + 8;
         {   // the first step's logits: saved (HARNESS_LOGITS_OUT) or compared with a saved run's (HARNESS_LOGITS_REF)
-            decode_b1_hd128<<<grid, MK_NT, smem>>>(da);
+            launch_decode(grid, smem, da);
             CK(cudaDeviceSynchronize());
             std::vector<float> lg(V);
             CK(cudaMemcpy(lg.data(), a.logits, 4 * (size_t)V, cudaMemcpyDeviceToHost));
@@ -198,7 +213,7 @@ int main(int argc, char** argv) {
         }
         for (int s = 0; s < total; s++) {
             cudaEventRecord(ev0);
-            decode_b1_hd128<<<grid, MK_NT, smem>>>(da);
+            launch_decode(grid, smem, da);
             cudaEventRecord(ev1);
             cudaError_t e = cudaEventSynchronize(ev1);
             if (e != cudaSuccess) { printf("flags %d: step %d failed: %s\n", flags, s, cudaGetErrorString(e)); return 1; }
@@ -211,7 +226,7 @@ int main(int argc, char** argv) {
         CK(cudaMemcpy(a.pos, &pos0, 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(a.count, &zero, 4, cudaMemcpyHostToDevice));
         cudaEventRecord(ev0);
-        for (int s = 0; s < steps; s++) decode_b1_hd128<<<grid, MK_NT, smem>>>(da);
+        for (int s = 0; s < steps; s++) launch_decode(grid, smem, da);
         cudaEventRecord(ev1);
         CK(cudaEventSynchronize(ev1));
         float tt;
@@ -250,6 +265,44 @@ int main(int argc, char** argv) {
             if (cnt == 0) continue;
             printf("    %-10s staged med %6.2f max %6.2f  arrive min %6.2f med %6.2f max %6.2f  release %6.2f us\n", ph == 5 ? "lm_head" : names[ph],
                    sm / cnt, sx / cnt, am / cnt, amed / cnt, ax / cnt, rel / cnt);
+        }
+        if (getenv("HARNESS_BLOCKS")) {
+            // is a block's speed its own (the same blocks late in every layer) or chance? per phase kind: each block's
+            // arrival after its phase's start, the correlation between consecutive layers, and the latest blocks
+            for (int ph : {0, 2, 3, 4}) {
+                std::vector<std::vector<double>> arr;
+                for (int l = 0; l < L; l++) {
+                    int k = 5 * l + ph;
+                    if (k == 0) continue;
+                    u64 start = t[2 * (5 * l + (ph == 4 ? 3 : ph)) - 1];
+                    std::vector<double> v(grid);
+                    for (int g = 0; g < grid; g++) v[g] = ((double)b[(2 * (size_t)k + 1) * grid + g] - (double)start) / 1e3;
+                    arr.push_back(v);
+                }
+                double cs = 0;
+                int cn = 0;
+                for (size_t i = 0; i + 1 < arr.size(); i++) {
+                    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+                    for (int g = 0; g < grid; g++) { ma += arr[i][g]; mb += arr[i + 1][g]; }
+                    ma /= grid; mb /= grid;
+                    for (int g = 0; g < grid; g++) {
+                        double x = arr[i][g] - ma, y = arr[i + 1][g] - mb;
+                        sab += x * y; saa += x * x; sbb += y * y;
+                    }
+                    if (saa > 0 && sbb > 0) { cs += sab / std::sqrt(saa * sbb); cn++; }
+                }
+                printf("    blocks, %s: arrival correlation between consecutive layers %.2f; latest blocks in layers 5/15/25:", names[ph], cn ? cs / cn : 0.0);
+                for (int l : {5, 15, 25}) {
+                    if (l >= (int)arr.size()) continue;
+                    std::vector<int> ix(grid);
+                    for (int g = 0; g < grid; g++) ix[g] = g;
+                    std::sort(ix.begin(), ix.end(), [&](int x, int y) { return arr[l][x] > arr[l][y]; });
+                    printf(" [");
+                    for (int j = 0; j < 6; j++) printf("%d:%.1f%s", ix[j], arr[l][ix[j]], j < 5 ? " " : "");
+                    printf("]");
+                }
+                printf("\n");
+            }
         }
     }
     return 0;

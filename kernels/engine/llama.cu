@@ -1320,7 +1320,8 @@ __device__ __forceinline__ void mk_o_part(const MkArgs& a, int& h, int& r0, int&
     r1 = min(a.H, r0 + rp);
 }
 // wb: batch 0, loaded before the q/k/v barrier. (Measured and dropped, session 3 run 10: pulling the o rows into L2
-// as attention starts instead: attention 4.4 -> 7.1 us, -1.3%.)
+// as attention starts instead: attention 4.4 -> 7.1 us, -1.3%. Session 6 run 8: the odd batches through a 4 KB
+// cp.async slot per warp in shared memory, two batches in flight: -4.7%, every phase slower.)
 template <int HD>
 __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, const u16* __restrict__ Wo, int QD, int h, int r0, int r1,
                                            u64* acco, const u16* __restrict__ bo) {
