@@ -266,6 +266,21 @@ int main(int argc, char** argv) {
             printf("    %-10s staged med %6.2f max %6.2f  arrive min %6.2f med %6.2f max %6.2f  release %6.2f us\n", ph == 5 ? "lm_head" : names[ph],
                    sm / cnt, sx / cnt, am / cnt, amed / cnt, ax / cnt, rel / cnt);
         }
+#ifdef MK_ATTN_TRACE
+        {
+            long long ct[16];
+            unsigned long long gt[16];
+            CK(cudaMemcpyFromSymbol(ct, mk_attn_t, sizeof ct));
+            CK(cudaMemcpyFromSymbol(gt, mk_attn_g, sizeof gt));
+            int khz = 0;
+            cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0);
+            printf("    attention of layer 5, block 0 (clock64 at %.0f MHz / globaltimer ns) from the q/k/v barrier's release:", khz / 1e3);
+            const char* nm[] = {"enter", "q loaded", "k/v loop done", "partials staged", "combined", "end", "o part end"};
+            int ix[] = {0, 1, 2, 3, 4, 5, 6};
+            for (int i : ix) printf(" %s %lld cy / %lld ns;", nm[i], ct[i] - ct[8], (long long)(gt[i] - gt[8]));
+            printf("\n");
+        }
+#endif
         if (getenv("HARNESS_BLOCKS")) {
             // is a block's speed its own (the same blocks late in every layer) or chance? per phase kind: each block's
             // arrival after its phase's start, the correlation between consecutive layers, and the latest blocks

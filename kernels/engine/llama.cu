@@ -1219,6 +1219,13 @@ __device__ __forceinline__ float dot8_lanes(const uint4& w, const float* x) {
 // and v; G = MK_NT / TPP positions at a time, P of them per thread per round with all their k and v loads in flight.
 // The G partial results (max, sum, 8 dims of the weighted v per thread) are combined through shared memory.
 // so: (MK_SPLIT_O) the output to shared memory, as float of its bf16 rounding, instead of a.attn.
+#ifdef MK_ATTN_TRACE   // (harness only: block 0's clock at points of layer 5's attention)
+__device__ long long mk_attn_t[16];
+__device__ unsigned long long mk_attn_g[16];
+#define MK_ATT(i) do { if (blockIdx.x == 0 && threadIdx.x == 0 && l == 5) { long long c_; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c_)); mk_attn_t[i] = c_; mk_attn_g[i] = globaltimer(); } } while (0)
+#else
+#define MK_ATT(i) do { } while (0)
+#endif
 template <int HD>
 __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, int p, int slot, float* sm, float* so = nullptr) {
     constexpr int TPP = HD / 8, G = MK_NT / TPP, P = 4;
@@ -1230,9 +1237,14 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
     int start = a.window > 0 ? max(0, p - a.window + 1) : 0;
     int n = p - start + 1;
     float q[8];
+    MK_ATT(0);
     bf8_to_f(ld_cg_u4(a.qkv + h * HD + c * 8), q);
 #pragma unroll
     for (int e = 0; e < 8; e++) q[e] *= a.scale;
+#ifdef MK_ATTN_TRACE
+    if (q[0] == 12345.f) mk_attn_t[15] = 1;
+#endif
+    MK_ATT(1);
     i64 lo = (i64)l * a.layerElems + (((i64)slot * a.nkv + kvh) * a.maxCtx + start) * HD + c * 8;
     const u16* kb = a.kc + lo;
     const u16* vb = a.vc + lo;
@@ -1261,10 +1273,12 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
             m = mn;
         }
     }
+    MK_ATT(2);
     if (c == 0) { gm[g] = m; gl[g] = sum; }
 #pragma unroll
     for (int e = 0; e < 8; e++) gacc[g * HD + c * 8 + e] = acc[e];
     __syncthreads();
+    MK_ATT(3);
     {   // (all threads: T = MK_NT / HD a dimension, each G / T groups, then a shuffle sum)
         constexpr int T = MK_NT / HD >= 1 ? MK_NT / HD : 1, GT = G / T;
         int d = threadIdx.x / T, j = threadIdx.x % T;
@@ -1291,7 +1305,9 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
             else a.attn[h * HD + d] = r;
         }
     }
+    MK_ATT(4);
     __syncthreads();
+    MK_ATT(5);
 }
 
 // MK_SPLIT_O: attention and the o projection in one phase. gridDim.x / nh blocks per head (4 on 132 SMs with 32
@@ -1451,6 +1467,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         if (split) {
             if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
+            MK_ATT(8);
             if (oBlock) {   // (block 0 always is one)
                 mk_attn_one_pass<HD>(a, l, oh, p, slot, mk_smem, ho);   // (ends with __syncthreads)
                 if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
@@ -1458,6 +1475,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
                 mk_bt(a.btrace, 2 * tk + 1);
                 mk_bt(a.btrace, 2 * tk + 2);   // (the o part: its input is the head's attention output)
                 mk_o_split<HD>(wb, ho, w.wo, QD, oh, or0, or1, a.acco, w.bo);
+                MK_ATT(6);
             }
             // (the trace's attention "barrier": block 0's end of attention; no arrivals, so the barrier count's base
             // moves back one grid for the later barriers' targets)
