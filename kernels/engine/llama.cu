@@ -859,12 +859,14 @@ struct MkArgs {
     int* pos;
     int* outIds;
     int* count;
-    u64* bar;           // [2] grid-barrier arrival count (grows by gridDim.x per barrier); (MK_FUSE_MLP) blocks that staged the MLP input
+    u64* bar;           // [2 + nh] grid-barrier arrival count (grows by gridDim.x per barrier); (MK_FUSE_MLP) blocks that staged
+                        // the MLP input; per head, its blocks' attention partials written (long contexts, mk_attn_one_pass)
     float* candV;       // [gridDim.x] best logit of each block
     int* candI;
     u64* trace;         // [2 * phases]: block 0's %globaltimer when it reaches and when it leaves each barrier
     u64* acco;          // [H] the residual stream x in 32.32 fixed point (integer adds are exact and commute: the same bits in any order)
     u64* btrace;        // [2 * phases][gridDim.x]: each block's %globaltimer when its input is staged and when it arrives
+    float* part;        // [gridDim.x][hd + 2] (long contexts) each block's attention partial: max, sum, weighted v
     i64 layerElems;
     int L, H, I, V, nh, nkv, hd, maxCtx, window;
     float eps, scale;
@@ -878,6 +880,10 @@ struct MkArgs {
 #define MK_NEXT_EARLY 64     // a warp loads its next row group's first batch before the current group's sums and epilogue
 #define MK_FUSE_MLP 128      // gate/up and down as one phase: each block takes a slice of the intermediate dimension (mk_down_slice)
 #define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
+#ifndef MK_ATTN_SPLIT_MIN
+#define MK_ATTN_SPLIT_MIN 640      // positions from which a head's blocks split its attention (mk_attn_one_pass)
+#endif
+#define MK_SPLIT_ATTN 512          // (with 16) split every head's attention over its blocks whatever the context (tests)
 
 __device__ __forceinline__ u64 globaltimer() {
     u64 t;
@@ -1226,8 +1232,16 @@ __device__ unsigned long long mk_attn_g[16];
 #else
 #define MK_ATT(i) do { } while (0)
 #endif
+// sp (long contexts, MK_SPLIT_O): the head's nsp blocks split its positions, block part taking the part-th share; each
+// writes its partial (max, sum, weighted v, unnormalised) to a.part, counts itself on the head's counter (a.bar[2 + h];
+// target: the count the nsp blocks reach in this layer), waits for the others and combines the nsp partials in part order
+// (the same bits in every block). Pays from ~3 rounds of positions on (the blocks of a head each read the whole cache
+// otherwise: ~1.3 us a round of 128 positions, L2-bound; the exchange costs ~4 us: attention at position 1000 13.7 ->
+// 9.0 us per layer, at 400 6.8 either way, at 150 4.5 -> 6.4; session 6 runs 11 and 13).
+struct MkAttnSplit { int part, nsp; u64 target; };
 template <int HD>
-__device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, int p, int slot, float* sm, float* so = nullptr) {
+__device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, int p, int slot, float* sm, float* so = nullptr,
+                                                 const MkAttnSplit* sp = nullptr) {
     constexpr int TPP = HD / 8, G = MK_NT / TPP, P = 4;
     float* gm = sm;                 // [G] max of each group
     float* gl = sm + G;             // [G] sum of each group
@@ -1236,6 +1250,11 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
     int kvh = h / (a.nh / a.nkv);
     int start = a.window > 0 ? max(0, p - a.window + 1) : 0;
     int n = p - start + 1;
+    if (sp) {   // (this block's share of the positions)
+        int s0 = (int)((i64)n * sp->part / sp->nsp), s1 = (int)((i64)n * (sp->part + 1) / sp->nsp);
+        start += s0;
+        n = s1 - s0;
+    }
     float q[8];
     MK_ATT(0);
     bf8_to_f(ld_cg_u4(a.qkv + h * HD + c * 8), q);
@@ -1299,7 +1318,11 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
             tot += __shfl_xor_sync(0xffffffffu, tot, o);
             v += __shfl_xor_sync(0xffffffffu, v, o);
         }
-        if (d < HD && j == 0) {
+        if (sp) {
+            float* pp = a.part + (i64)blockIdx.x * (HD + 2);
+            if (d < HD && j == 0) pp[2 + d] = v;
+            if (threadIdx.x == 0) { pp[0] = M; pp[1] = tot; }
+        } else if (d < HD && j == 0) {
             u16 r = f2bf(v / tot);
             if (so) so[d] = bf2f(r);
             else a.attn[h * HD + d] = r;
@@ -1307,6 +1330,34 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
     }
     MK_ATT(4);
     __syncthreads();
+    if (sp) {
+        if (threadIdx.x == 0) {
+            __threadfence();
+            asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(a.bar + 2 + h) : "memory");
+            u64 t0 = globaltimer();
+            for (unsigned spin = 1; ld_acquire_u64(a.bar + 2 + h) < sp->target; spin++)
+                if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull && !(a.flags & MK_NO_WATCHDOG)) {
+                    printf("decode_b1: block %d gave up waiting for head %d's attention partials\n", blockIdx.x, h);
+                    asm volatile("trap;");
+                }
+        }
+        __syncthreads();
+        // every block of the head: the nsp partials (L2), in part order
+        const float* p0 = a.part + (i64)(blockIdx.x - sp->part) * (HD + 2);
+        float M = NEG_INF;
+        for (int b = 0; b < sp->nsp; b++) M = fmaxf(M, ld_cg(p0 + (i64)b * (HD + 2)));
+        for (int d = threadIdx.x; d < HD; d += MK_NT) {
+            float tot = 0.f, v = 0.f;
+            for (int b = 0; b < sp->nsp; b++) {
+                const float* pb = p0 + (i64)b * (HD + 2);
+                float mb = ld_cg(pb), w = mb == NEG_INF ? 0.f : __expf(mb - M);
+                tot += w * ld_cg(pb + 1);
+                v += w * ld_cg(pb + 2 + d);
+            }
+            so[d] = bf2f(f2bf(v / tot));
+        }
+        __syncthreads();
+    }
     MK_ATT(5);
 }
 
@@ -1448,6 +1499,16 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     int oh = 0, or0 = 0, or1 = 0;
     if (split) mk_o_part(a, oh, or0, or1);
     bool oBlock = split && (int)blockIdx.x < a.nh * ((int)gridDim.x / a.nh);
+    // long contexts: the head's blocks split its positions (from MK_ATTN_SPLIT_MIN on; every layer of the step alike)
+    MkAttnSplit asp{0, 0, 0};
+    {
+        int bph = (int)gridDim.x / max(1, a.nh), start = a.window > 0 ? max(0, p - a.window + 1) : 0;
+        if (oBlock && bph > 1 && (p - start + 1 >= MK_ATTN_SPLIT_MIN || (a.flags & MK_SPLIT_ATTN))) {
+            asp.part = blockIdx.x % bph;
+            asp.nsp = bph;
+            if (threadIdx.x == 0) asp.target = ld_acquire_u64(a.bar + 2 + oh) / bph * bph;   // (+ bph per layer below)
+        }
+    }
     bool fuse = mk_fuse_mlp_ok(a.flags, H, I);
     MkSlice ms = mk_mlp_slice(I);
     const int2* gsl = fuse ? &ms.g : nullptr;   // (the gate/up groups: the block's slice, else the whole grid's)
@@ -1469,7 +1530,8 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
             MK_ATT(8);
             if (oBlock) {   // (block 0 always is one)
-                mk_attn_one_pass<HD>(a, l, oh, p, slot, mk_smem, ho);   // (ends with __syncthreads)
+                if (threadIdx.x == 0) asp.target += asp.nsp;
+                mk_attn_one_pass<HD>(a, l, oh, p, slot, mk_smem, ho, asp.nsp ? &asp : nullptr);   // (ends with __syncthreads)
                 if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
                 mk_bt(a.btrace, 2 * tk);
                 mk_bt(a.btrace, 2 * tk + 1);

@@ -289,7 +289,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         private readonly List<ulong> _all = new();
         public readonly int Tokens, Rows, SumSqStride;
         public readonly ulong X, Hn, Qkv, Attn, Gu, Act, Logits, SumSq, Ints, RowIds, RopeCs;
-        public readonly ulong Mk, MkBar, MkCand, MkTrace, MkAcc, MkBTrace;   // batch 1: persistent kernel arguments, grid-barrier count, argmax candidates, timestamps, o sum, per-block timestamps
+        public readonly ulong Mk, MkBar, MkCand, MkTrace, MkAcc, MkBTrace, MkPart;   // batch 1: persistent kernel arguments, counts, argmax candidates, timestamps, residual, per-block timestamps, attention partials
 
         public Workspace(CudaLlamaEngine e, int tokens, int rows)
         {
@@ -315,8 +315,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 if (tokens == 1 && e.Ctx.MultiprocessorCount <= MkMaxGrid)
                 {
                     Mk = Alloc(Marshal.SizeOf<MkArgs>());
-                    MkBar = Alloc(16);   // the grid-barrier arrival count and the fused MLP phase's staging count
-                    Check(cuMemsetD8Async(MkBar, 0, 16, e.Ctx.Stream), "cuMemsetD8Async(barrier)");
+                    // the grid-barrier arrival count, the fused MLP phase's staging count, per head its attention partials' count
+                    MkBar = Alloc(8L * (2 + e.Nh));
+                    Check(cuMemsetD8Async(MkBar, 0, (nuint)(8L * (2 + e.Nh)), e.Ctx.Stream), "cuMemsetD8Async(barrier)");
+                    MkPart = Alloc(4L * MkMaxGrid * (e.Hd + 2));   // (long contexts) each block's attention partial
                     MkCand = Alloc(8L * MkMaxGrid);
                     MkTrace = Alloc(16L * (5 * e.L + 2));
                     MkAcc = Alloc(8L * e.H);   // the residual stream in 32.32 fixed point
@@ -588,7 +590,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             Layers = LayerTable, Emb = Embedding, FinalNorm = FinalNorm, Out = Output, InvF = InvFreq,
             Kc = cache.Keys(0), Vc = cache.Values(0), X = ws.X, Qkv = ws.Qkv, Attn = ws.Attn, Act = ws.Act, Logits = ws.Logits,
             Tokens = ws.TokenIds, Slot = ws.SlotIds, Pos = ws.Positions, OutIds = dg.Out, Count = ws.Counts,
-            Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace, AccO = ws.MkAcc, BTrace = ws.MkBTrace,
+            Bar = ws.MkBar, CandV = ws.MkCand, CandI = ws.MkCand + (ulong)(4 * MkMaxGrid), Trace = ws.MkTrace, AccO = ws.MkAcc, BTrace = ws.MkBTrace, Part = ws.MkPart,
             LayerElems = (long)(cache.Keys(1 % L) - cache.Keys(0)) / 2,
             L = L, H = H, I = I, V = V, Nh = Nh, Nkv = Nkv, Hd = Hd, MaxCtx = cache.MaxContext,
             Window = _c.SlidingWindow is > 0 ? _c.SlidingWindow.Value : 0, Eps = Eps, Scale = Scale, Flags = PersistentFlags,
@@ -671,7 +673,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     [StructLayout(LayoutKind.Sequential)]
     internal struct MkArgs
     {
-        public ulong Layers, Emb, FinalNorm, Out, InvF, Kc, Vc, X, Qkv, Attn, Act, Logits, Tokens, Slot, Pos, OutIds, Count, Bar, CandV, CandI, Trace, AccO, BTrace;
+        public ulong Layers, Emb, FinalNorm, Out, InvF, Kc, Vc, X, Qkv, Attn, Act, Logits, Tokens, Slot, Pos, OutIds, Count, Bar, CandV, CandI, Trace, AccO, BTrace, Part;
         public long LayerElems;
         public int L, H, I, V, Nh, Nkv, Hd, MaxCtx, Window;
         public float Eps, Scale;
@@ -686,7 +688,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// heads (one grid barrier fewer per layer), 64 = a warp loads its next row group's first batch before the current
     /// group's sums and epilogue (same bits), 128 = gate/up and down in one phase: each block takes a slice of the
     /// intermediate dimension and adds its part of the down projection to the residual with atomic adds (one grid
-    /// barrier fewer per layer; where the slices fit, else the two phases). The residual is summed in 32.32 fixed
+    /// barrier fewer per layer; where the slices fit, else the two phases), 512 = (with 16) every head's attention split
+    /// over its blocks' share of the positions whatever the context (by default from 640 positions on; tests). The
+    /// residual is summed in 32.32 fixed
     /// point, so every variant gives the same bits run after run. GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 221;

@@ -169,7 +169,8 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
             {
                 var byAttention = new Dictionary<int, float[]>();
                 foreach (int flags in new[] { 0, 1, 2, 3, 1 | 4, 1 | 8, 1 | 64, 1 | 16, 1 | 4 | 8 | 16, 1 | 2 | 16, 1 | 8 | 16, 1 | 4 | 8 | 16 | 64, 16, 4 | 8 | 16 | 64,
-                                              128, 1 | 128, 1 | 16 | 128, 1 | 8 | 16 | 128, 1 | 4 | 8 | 16 | 64 | 128, 1 | 4 | 8 | 64 | 128 })
+                                              128, 1 | 128, 1 | 16 | 128, 1 | 8 | 16 | 128, 1 | 4 | 8 | 16 | 64 | 128, 1 | 4 | 8 | 64 | 128,
+                                              1 | 16 | 128 | 512, 1 | 4 | 8 | 16 | 64 | 128 | 512, 1 | 16 | 512 })
                 {
                     e.PersistentFlags = flags;
                     var v = Run(true, true);
@@ -178,7 +179,8 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
                     Assert.InRange(d, 0, 1e-3);
                     for (int t = 0; t < ids.Length; t++)
                         Assert.Equal(Sampler.ArgMax(multi.AsSpan(t * Vocab, Vocab)), Sampler.ArgMax(v.AsSpan(t * Vocab, Vocab)));
-                    int kind = ((flags & 1) != 0 ? flags & 17 : 0) | (flags & 128);   // (split o only with one-pass attention; 128: the fused MLP phase's down sums)
+                    // (split o only with one-pass attention; 128: the fused MLP phase's down sums; 512 with 17: attention split over a head's blocks)
+                    int kind = ((flags & 1) != 0 ? flags & 17 : 0) | (flags & 128) | ((flags & 17) == 17 ? flags & 512 : 0);
                     if (byAttention.TryGetValue(kind, out var baseline)) Assert.Equal(0, Differ(baseline, v));
                     else byAttention[kind] = v;
                 }

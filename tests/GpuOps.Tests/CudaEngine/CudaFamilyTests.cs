@@ -90,8 +90,9 @@ public class CudaFamilyTests(ITestOutputHelper output)
         try
         {
             // the persistent kernel's attention / o-projection / MLP kinds: two-pass, one-pass, one-pass with the o projection
-            // split over the heads, each also with gate/up + down as one phase (128)
-            foreach (int flags in new[] { 0, 13, 93, 128, 141, 221 })
+            // split over the heads, each also with gate/up + down as one phase (128); 733: attention split over each head's
+            // blocks (by default only from 640 positions on)
+            foreach (int flags in new[] { 0, 13, 93, 128, 141, 221, 733 })
             {
                 e.PersistentFlags = flags;
                 long before = e.PersistentSteps;
