@@ -690,8 +690,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// intermediate dimension and adds its part of the down projection to the residual with atomic adds (one grid
     /// barrier fewer per layer; where the slices fit, else the two phases), 512 = (with 16) every head's attention split
     /// over its blocks' share of the positions whatever the context (by default from 640 positions on; tests). The
-    /// residual is summed in 32.32 fixed
-    /// point, so every variant gives the same bits run after run. GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
+    /// residual (MkArgs.AccO) is summed in 32.32 fixed point, so every variant gives the same bits run after run.
+    /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
     /// </summary>
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 221;
 
