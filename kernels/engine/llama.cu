@@ -905,6 +905,16 @@ __device__ __forceinline__ u64 ld_acquire_u64(const u64* p) {
 __device__ __forceinline__ void mk_bt(u64* btrace, int slot) {
     if (threadIdx.x == 0) btrace[(i64)slot * gridDim.x + blockIdx.x] = globaltimer();
 }
+// (one thread) Poll a count that only grows until it reaches target. A block that never arrives would hang the device:
+// give up after 2 s with a launch error instead (what, k: for the message).
+__device__ __forceinline__ void mk_wait(const u64* c, u64 target, int flags, const char* what, int k) {
+    u64 t0 = globaltimer();
+    for (unsigned spin = 1; ld_acquire_u64(c) < target; spin++)
+        if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull && !(flags & MK_NO_WATCHDOG)) {
+            printf("decode_b1: block %d gave up at %s %d (count %llu, target %llu)\n", blockIdx.x, what, k, ld_acquire_u64(c), target);
+            asm volatile("trap;");
+        }
+}
 __device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k, int flags, u64* btrace) {
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -914,13 +924,7 @@ __device__ __forceinline__ void mk_sync(u64* bar, u64 base, u64* trace, int& k, 
         u64 target = base + (u64)(k + 1) * gridDim.x;
         __threadfence();   // (the block's writes, ordered before this thread's by the __syncthreads above)
         asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(bar) : "memory");
-        // a block that never arrives would hang the device: give up after 2 s with a launch error instead
-        u64 t0 = globaltimer();
-        for (unsigned spin = 1; ld_acquire_u64(bar) < target; spin++)
-            if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull && !(flags & MK_NO_WATCHDOG)) {
-                printf("decode_b1: block %d gave up at grid barrier %d (count %llu, target %llu)\n", blockIdx.x, k, ld_acquire_u64(bar), target);
-                asm volatile("trap;");
-            }
+        mk_wait(bar, target, flags, "grid barrier", k);
         if (blockIdx.x == 0) trace[2 * k + 1] = globaltimer();
     }
     k++;
@@ -1334,12 +1338,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
         if (threadIdx.x == 0) {
             __threadfence();
             asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(a.bar + 2 + h) : "memory");
-            u64 t0 = globaltimer();
-            for (unsigned spin = 1; ld_acquire_u64(a.bar + 2 + h) < sp->target; spin++)
-                if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull && !(a.flags & MK_NO_WATCHDOG)) {
-                    printf("decode_b1: block %d gave up waiting for head %d's attention partials\n", blockIdx.x, h);
-                    asm volatile("trap;");
-                }
+            mk_wait(a.bar + 2 + h, sp->target, a.flags, "the attention partials of head", h);
         }
         __syncthreads();
         // every block of the head: the nsp partials (L2), in part order
@@ -1583,10 +1582,8 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
                                     ms.pc0 * 8);
             int warp = threadIdx.x >> 5;
             if (warp * 16 < H) mk_down_load(wb, w.wdown, I, ms, warp);   // (the warp's first down batch, in flight while the block finishes)
-            if (threadIdx.x == 0) {
-                u64 target = gen2 + (u64)(l + 1) * gridDim.x;
-                while (ld_acquire_u64(a.bar + 1) < target) {}   // (in practice passed at once: the stagings ended ~50 us ago)
-            }
+            // (in practice passed at once: the stagings ended ~50 us ago)
+            if (threadIdx.x == 0) mk_wait(a.bar + 1, gen2 + (u64)(l + 1) * gridDim.x, a.flags, "the MLP stagings of layer", l);
             __syncthreads();
             // (the trace's gate/up "barrier": the block's end of gate/up; no arrivals, as for attention above)
             mk_bt(a.btrace, 2 * tk + 1);
