@@ -689,11 +689,15 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// group's sums and epilogue (same bits), 128 = gate/up and down in one phase: each block takes a slice of the
     /// intermediate dimension and adds its part of the down projection to the residual with atomic adds (one grid
     /// barrier fewer per layer; where the slices fit, else the two phases), 512 = (with 16) every head's attention split
-    /// over its blocks' share of the positions whatever the context (by default from 640 positions on; tests). The
-    /// residual (MkArgs.AccO) is summed in 32.32 fixed point, so every variant gives the same bits run after run.
-    /// GPUOPS_ENGINE_PERSISTENT_FLAGS overrides the default.
+    /// over its blocks' share of the positions whatever the context (by default from 640 positions on; tests), 1024 = a
+    /// block arrives at a grid barrier before its warps issue the next phase's preloads (the arriving thread's release
+    /// fence would otherwise wait for those loads), 2048 = the arrival is the release add alone (no separate sc fence),
+    /// 4096 = (experiment) the arrival timestamps are stored after the release add. 1024, 2048 and 4096 only move
+    /// fences and loads (same bits). The residual (MkArgs.AccO) is summed in 32.32 fixed point, so every variant gives
+    /// the same bits run after run. Default 3293 (1 | 4 | 8 | 16 | 64 | 128 | 1024 | 2048); GPUOPS_ENGINE_PERSISTENT_FLAGS
+    /// overrides it.
     /// </summary>
-    internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 221;
+    internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 3293;
 
     /// <summary>Query rows per block of a prefill attention kernel: 128 for attn_prefill2, 64 for attn_prefill.</summary>
     internal static int PrefillAttentionRows(string kernel) => kernel == "attn_prefill2" ? 128 : 64;

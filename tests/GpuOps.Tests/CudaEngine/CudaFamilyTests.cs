@@ -91,8 +91,8 @@ public class CudaFamilyTests(ITestOutputHelper output)
         {
             // the persistent kernel's attention / o-projection / MLP kinds: two-pass, one-pass, one-pass with the o projection
             // split over the heads, each also with gate/up + down as one phase (128); 733: attention split over each head's
-            // blocks (by default only from 640 positions on)
-            foreach (int flags in new[] { 0, 13, 93, 128, 141, 221, 733 })
+            // blocks (by default only from 640 positions on); 3293: the default (221 arriving at the barriers before the preloads)
+            foreach (int flags in new[] { 0, 13, 93, 128, 141, 221, 733, 3293, 3293 | 512 })
             {
                 e.PersistentFlags = flags;
                 long before = e.PersistentSteps;
