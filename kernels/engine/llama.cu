@@ -882,7 +882,6 @@ struct MkArgs {
 #define MK_ARRIVE_FIRST 1024 // a block arrives at a grid barrier before its warps issue the next phase's preloads: the release fence of
                              // the arriving thread otherwise waits for those weight loads (release -1..2 us a barrier; session 7)
 #define MK_LIGHT_ARRIVE 2048 // arrive with the release add alone (its own fence orders the block's writes; no separate sc fence)
-#define MK_TRACE_AFTER 4096  // (experiment) the arrival timestamps stored after the release add instead of before
 #define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 #ifndef MK_ATTN_SPLIT_MIN
 #define MK_ATTN_SPLIT_MIN 640      // positions from which a head's blocks split its attention (mk_attn_one_pass)
@@ -923,16 +922,10 @@ __device__ __forceinline__ void mk_sync_arrive(u64* bar, u64* trace, int k, u64*
     __syncthreads();
     if (threadIdx.x == 0) {
         u64 now = globaltimer();
-        if (!(flags & MK_TRACE_AFTER)) {
-            btrace[(i64)(2 * k + 1) * gridDim.x + blockIdx.x] = now;
-            if (blockIdx.x == 0) trace[2 * k] = now;
-        }
+        btrace[(i64)(2 * k + 1) * gridDim.x + blockIdx.x] = now;
+        if (blockIdx.x == 0) trace[2 * k] = now;
         if (!(flags & MK_LIGHT_ARRIVE)) __threadfence();   // (the block's writes, ordered before this thread's by the __syncthreads above)
         asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(bar) : "memory");
-        if (flags & MK_TRACE_AFTER) {
-            btrace[(i64)(2 * k + 1) * gridDim.x + blockIdx.x] = now;
-            if (blockIdx.x == 0) trace[2 * k] = now;
-        }
     }
 }
 __device__ __forceinline__ void mk_sync_wait(u64* bar, u64 base, u64* trace, int& k, int flags) {

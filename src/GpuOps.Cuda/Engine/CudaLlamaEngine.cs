@@ -691,9 +691,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// barrier fewer per layer; where the slices fit, else the two phases), 512 = (with 16) every head's attention split
     /// over its blocks' share of the positions whatever the context (by default from 640 positions on; tests), 1024 = a
     /// block arrives at a grid barrier before its warps issue the next phase's preloads (the arriving thread's release
-    /// fence would otherwise wait for those loads), 2048 = the arrival is the release add alone (no separate sc fence),
-    /// 4096 = (experiment) the arrival timestamps are stored after the release add. 1024, 2048 and 4096 only move
-    /// fences and loads (same bits). The residual (MkArgs.AccO) is summed in 32.32 fixed point, so every variant gives
+    /// fence would otherwise wait for those loads), 2048 = the arrival is the release add alone (no separate sc fence);
+    /// 1024 and 2048 only move fences and loads (same bits). The residual (MkArgs.AccO) is summed in 32.32 fixed point, so every variant gives
     /// the same bits run after run. Default 3293 (1 | 4 | 8 | 16 | 64 | 128 | 1024 | 2048); GPUOPS_ENGINE_PERSISTENT_FLAGS
     /// overrides it.
     /// </summary>
