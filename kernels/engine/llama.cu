@@ -1436,7 +1436,8 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, cons
             if (lane / RPS == u) v = t;
         }
         int row = r0 + mk_o_step(warp, bt, 0) * RPS + lane;
-        if (lane < 8 * RPS && row < r1) atomicAdd((unsigned long long*)(acco + row), f2fix(v + (bo && h == 0 ? bf2f(bo[row]) : 0.f)));
+        if (lane < 8 * RPS && row < r1)   // (a global reduction: a generic atomicAdd here compiled to ATOM with an address-space check)
+            asm volatile("red.global.add.u64 [%0], %1;" :: "l"(acco + row), "l"(f2fix(v + (bo && h == 0 ? bf2f(bo[row]) : 0.f))) : "memory");
     }
 }
 
