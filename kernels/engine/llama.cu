@@ -875,7 +875,7 @@ struct MkArgs {
 #define MK_ONE_PASS_ATTN 1   // one-pass attention (else two-pass through attn_token_impl)
 #define MK_PREFETCH_O 2      // blocks without a head pull the o weights into L2 during attention
 #define MK_PREFETCH_KV 4     // the attention blocks pull their head's cached k/v into L2 during the q/k/v phase
-#define MK_EARLY 8           // RMSNorm weights loaded before the barrier, the residual of an x += row at the row's start
+#define MK_EARLY 8           // RMSNorm weights loaded at the barrier, the residual of an x += row at the row's start
 #define MK_SPLIT_O 16        // attention and the o projection in one phase, split over the heads (mk_o_split)
 #define MK_NEXT_EARLY 64     // a warp loads its next row group's first batch before the current group's sums and epilogue
 #define MK_FUSE_MLP 128      // gate/up and down as one phase: each block takes a slice of the intermediate dimension (mk_down_slice)
@@ -975,7 +975,7 @@ __device__ __forceinline__ int mk_active_warps(int groups) {
     return best;
 }
 
-// Before a barrier: the first batch of the warp's first row group of the next phase into registers, so memory stays
+// At a barrier (mk_sync_with): the first batch of the warp's first row group of the next phase into registers, so memory stays
 // busy while the grid waits and stages its input. (Measured and dropped, bench/notes/cuda-engine.md: pulling the whole
 // first group into L2, run 9, or its next 1-3 batches, session 3 run 3; streaming the weights through a 3-stage cp.async
 // buffer in shared memory, run 11; 1-3 batches per warp prefetched into shared memory, session 3 run 1: the shared
@@ -1002,7 +1002,7 @@ __device__ __forceinline__ void mk_preload(uint4 (&wb)[8], const u16* __restrict
         for (int k = 0; k < 8; k++) wb[k] = make_uint4(0, 0, 0, 0);   // (nothing live across the barrier)
     }
 }
-// The RMSNorm weights of this thread's first element pairs (mk_stage_norm: 2t + 2 MK_NT m, m < 4), loaded before the
+// The RMSNorm weights of this thread's first element pairs (mk_stage_norm: 2t + 2 MK_NT m, m < 4), loaded at the
 // barrier (MK_EARLY).
 __device__ __forceinline__ uint4 mk_gamma(const u16* __restrict__ g, int H, int flags) {
     u32 v[4];
@@ -1409,7 +1409,7 @@ __device__ __forceinline__ void mk_o_part(const MkArgs& a, int& h, int& r0, int&
     r0 = min(a.H, part * rp);
     r1 = min(a.H, r0 + rp);
 }
-// wb: batch 0, loaded before the q/k/v barrier. (Measured and dropped, session 3 run 10: pulling the o rows into L2
+// wb: batch 0, loaded at the q/k/v barrier (mk_sync_with). (Measured and dropped, session 3 run 10: pulling the o rows into L2
 // as attention starts instead: attention 4.4 -> 7.1 us, -1.3%. Session 6 run 8: the odd batches through a 4 KB
 // cp.async slot per warp in shared memory, two batches in flight: -4.7%, every phase slower.)
 template <int HD>
