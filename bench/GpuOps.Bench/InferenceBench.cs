@@ -196,7 +196,7 @@ public static class InferenceBench
                     int[]? firstIds = null;
                     var variants = Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_FLAGS") is { Length: > 0 } fl
                         ? fl.Split(',').Select(int.Parse).ToArray()
-                        : new[] { 1, 13, 93, 221, 3293 };
+                        : new[] { 1, 13, 93, 221, 3293, 7389 };
                     foreach (int flags in variants)
                     {
                         engine.PersistentFlags = flags;
@@ -213,6 +213,7 @@ public static class InferenceBench
                         Say($"  persistent variant {flags,2} ({((flags & 1) != 0 ? "one-pass" : "two-pass")} attention{((flags & 2) != 0 ? ", o pulled into L2" : "")}" +
                             $"{((flags & 4) != 0 ? ", k/v pulled into L2" : "")}{((flags & 8) != 0 ? ", early loads" : "")}{((flags & 16) != 0 ? ", attention + o split over the heads" : "")}{((flags & 64) != 0 ? ", next group's first batch early" : "")}{((flags & 128) != 0 ? ", gate/up + down in one phase" : "")}" +
                             $"{((flags & 1024) != 0 ? ", arrive before the preloads" : "")}{((flags & 2048) != 0 ? ", light arrival" : "")}" +
+                            $"{((flags & 4096) != 0 ? (engine.DownBlockedBytes > 0 ? $", W_down from the per-block copy ({engine.DownBlockedBytes / 1e9:F2} GB)" : $", W_down copy refused: {engine.DownBlockedNote}") : "")}" +
                             "): " +
                             $"{tps:F1} tok/s; per layer qkv {Ph("qkv")} attention {Ph("attention")} o {Ph("o")} gate/up {Ph("gate/up")} down {Ph("down")} us, " +
                             $"lm_head {Ph("lm_head")} us; ids equal to the first variant's: {ids.SequenceEqual(firstIds)}");

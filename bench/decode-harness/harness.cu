@@ -95,6 +95,14 @@ int main(int argc, char** argv) {
         w.wgu = dalloc_fill((i64)2 * I * H, seed++, 0.03f);
         w.wdown = dalloc_fill((i64)H * I, seed++, 0.016f);
         w.bqkv = w.bo = w.bgu = w.bdown = nullptr;
+#ifdef MK_DOWN_BLOCKED
+        // the per-block copy of W_down (MK_DOWN_BLOCKED), as CudaLlamaEngine makes it
+        u16* wdb;
+        CK(cudaMalloc(&wdb, (size_t)H * I * 2));
+        repack_down_blocked<<<grid, 256>>>(w.wdown, wdb, H, I, grid);
+        CK(cudaGetLastError());
+        w.wdownB = wdb;
+#endif
         bytes += 2.0 * ((double)QKV * H + (double)H * QD + 2.0 * I * H + (double)H * I + 2.0 * H);
     }
     const u16* emb = dalloc_fill((i64)V * H, seed++, 0.5f);

@@ -838,6 +838,7 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
 
 struct MkLayer {
     const u16 *attnNorm, *wqkv, *bqkv, *wo, *bo, *mlpNorm, *wgu, *bgu, *wdown, *bdown;
+    const u16* wdownB;   // W_down repacked by repack_down_blocked for gridDim.x blocks, or null (MK_DOWN_BLOCKED)
 };
 
 // Keep in sync with CudaLlamaEngine.MkArgs (C#): 8-byte fields first, then 4-byte fields.
@@ -882,6 +883,7 @@ struct MkArgs {
 #define MK_ARRIVE_FIRST 1024 // a block arrives at a grid barrier before its warps issue the next phase's preloads: the release fence of
                              // the arriving thread otherwise waits for those weight loads (release -1..2 us a barrier; session 7)
 #define MK_LIGHT_ARRIVE 2048 // arrive with the release add alone (its own fence orders the block's writes; no separate sc fence)
+#define MK_DOWN_BLOCKED 4096 // (with 128) the down part reads MkLayer.wdownB, W_down as per-block column blocks (repack_down_blocked)
 #define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 #ifndef MK_ATTN_SPLIT_MIN
 #define MK_ATTN_SPLIT_MIN 640      // positions from which a head's blocks split its attention (mk_attn_one_pass)
@@ -1448,19 +1450,38 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, cons
 // grid barrier, one staging and one grid-wide tail fewer per layer, for 132 atomic adds per row. 16 lanes a row (nch <=
 // 16), two rows a step, a batch = 8 steps = 16 consecutive rows, warp w takes batches w, w + MK_W, ...; a batch's 16 sums
 // reach 16 lanes in 8 exchanges and go to X in one atomic instruction.
-struct MkSlice { int2 g; int pc0, nch; };
-__device__ __forceinline__ MkSlice mk_mlp_slice(int I) {
+// (MK_DOWN_BLOCKED) The slices are whole 16-byte chunks and W_down comes from the per-block copy (MkLayer.wdownB): the
+// block's columns as one contiguous row-major block, so a step's 16 lanes read one 208-224-byte row piece next to the
+// previous row's instead of a piece of a 28 KB row (down part 28.3 -> 26.8 us per layer, harness, session 8).
+struct MkSlice { int2 g; int pc0, nch, stride; i64 off; };
+__device__ __forceinline__ MkSlice mk_mlp_slice(int H, int I, bool blocked) {
+    if (blocked) {
+        // whole 16-byte chunks per block; its columns of W_down stored as its own row-major [H][i1 - i0] block at H i0
+        int c0 = (int)((i64)blockIdx.x * (I >> 3) / gridDim.x), c1 = (int)((i64)(blockIdx.x + 1) * (I >> 3) / gridDim.x);
+        return {make_int2(c0 * 8, c1 * 8), c0, c1 - c0, (c1 - c0) * 8, (i64)H * c0 * 8};
+    }
     int i0 = (int)((i64)blockIdx.x * I / gridDim.x), i1 = (int)((i64)(blockIdx.x + 1) * I / gridDim.x);
-    return {make_int2(i0, i1), i0 >> 3, i1 > i0 ? ((i1 + 7) >> 3) - (i0 >> 3) : 0};
+    return {make_int2(i0, i1), i0 >> 3, i1 > i0 ? ((i1 + 7) >> 3) - (i0 >> 3) : 0, I, (i64)(i0 >> 3) * 8};
+}
+// W_down [H][I] -> the persistent kernel's per-block copy for `grid` blocks (MK_DOWN_BLOCKED; launch grid x any threads):
+// block b's chunks [c0, c1) (c0 = b (I / 8) / grid, as mk_mlp_slice) as a row-major [H][8 (c1 - c0)] block at H 8 c0.
+extern "C" __global__ void repack_down_blocked(const u16* __restrict__ src, u16* __restrict__ dst, int H, int I, int grid) {
+    int C = I >> 3, c0 = (int)((i64)blockIdx.x * C / grid), n = (int)((i64)(blockIdx.x + 1) * C / grid) - c0;
+    const uint4* s = (const uint4*)src;
+    uint4* d = (uint4*)dst + (i64)H * c0;
+    for (i64 i = threadIdx.x; i < (i64)H * n; i += blockDim.x) {
+        int r = (int)(i / n), k = (int)(i - (i64)r * n);
+        d[i] = s[(i64)r * C + c0 + k];
+    }
 }
 __device__ __forceinline__ bool mk_fuse_mlp_ok(int flags, int H, int I) {
     return (flags & MK_FUSE_MLP) && H % 16 == 0 && (I + (int)gridDim.x - 1) / (int)gridDim.x <= 120;
 }
 __device__ __forceinline__ void mk_down_load(uint4 (&wb)[8], const u16* __restrict__ Wd, int I, const MkSlice& s, int bt) {
     int lane = threadIdx.x & 31, k = lane & 15;
-    const u16* base = Wd + (i64)(bt * 16 + (lane >> 4)) * I + (i64)(s.pc0 + k) * 8;
+    const u16* base = Wd + s.off + (i64)(bt * 16 + (lane >> 4)) * s.stride + k * 8;
 #pragma unroll
-    for (int u = 0; u < 8; u++) wb[u] = k < s.nch ? ldg_stream((const uint4*)(base + (i64)(2 * u) * I)) : make_uint4(0, 0, 0, 0);
+    for (int u = 0; u < 8; u++) wb[u] = k < s.nch ? ldg_stream((const uint4*)(base + (i64)(2 * u) * s.stride)) : make_uint4(0, 0, 0, 0);
 }
 // wb: the warp's first batch (bt = warp), loaded when its gate/up groups were done. bias: the last block's only.
 __device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restrict__ Wd, const u16* __restrict__ bias, int H, int I,
@@ -1534,7 +1555,10 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         }
     }
     bool fuse = mk_fuse_mlp_ok(a.flags, H, I);
-    MkSlice ms = mk_mlp_slice(I);
+    // (MK_DOWN_BLOCKED) W_down from the per-block copy: each block's columns contiguous, not 218-byte pieces of 28 KB
+    // rows (the down part 28.3 -> 26.8 us per layer, bench/notes/cuda-engine.md session 8)
+    bool dBlk = fuse && (a.flags & MK_DOWN_BLOCKED) && a.layers[0].wdownB != nullptr && I % 8 == 0;
+    MkSlice ms = mk_mlp_slice(H, I, dBlk);
     const int2* gsl = fuse ? &ms.g : nullptr;   // (the gate/up groups: the block's slice, else the whole grid's)
     float bestV = NEG_INF;
     int bestI = 0x7fffffff;
@@ -1606,7 +1630,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps), gsl, actS,
                                     ms.pc0 * 8);
             int warp = threadIdx.x >> 5;
-            if (warp * 16 < H) mk_down_load(wb, w.wdown, I, ms, warp);   // (the warp's first down batch, in flight while the block finishes)
+            if (warp * 16 < H) mk_down_load(wb, dBlk ? w.wdownB : w.wdown, I, ms, warp);   // (the warp's first down batch, in flight while the block finishes)
             // (in practice passed at once: the stagings ended ~50 us ago)
             if (threadIdx.x == 0) mk_wait(a.bar + 1, gen2 + (u64)(l + 1) * gridDim.x, a.flags, "the MLP stagings of layer", l);
             __syncthreads();
@@ -1616,7 +1640,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             tk++;
             if (threadIdx.x == 0) gen -= gridDim.x;
             mk_bt(a.btrace, 2 * tk);
-            mk_down_slice(wb, w.wdown, blockIdx.x == gridDim.x - 1 ? w.bdown : nullptr, H, I, ms, actS, a.acco);
+            mk_down_slice(wb, dBlk ? w.wdownB : w.wdown, blockIdx.x == gridDim.x - 1 ? w.bdown : nullptr, H, I, ms, actS, a.acco);
         } else {
             mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] { mk_preload<1>(wb, w.wdown, H, I); });

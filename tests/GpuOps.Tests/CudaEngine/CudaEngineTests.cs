@@ -171,7 +171,8 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
                 foreach (int flags in new[] { 0, 1, 2, 3, 1 | 4, 1 | 8, 1 | 64, 1 | 16, 1 | 4 | 8 | 16, 1 | 2 | 16, 1 | 8 | 16, 1 | 4 | 8 | 16 | 64, 16, 4 | 8 | 16 | 64,
                                               128, 1 | 128, 1 | 16 | 128, 1 | 8 | 16 | 128, 1 | 4 | 8 | 16 | 64 | 128, 1 | 4 | 8 | 64 | 128,
                                               1 | 16 | 128 | 512, 1 | 4 | 8 | 16 | 64 | 128 | 512, 1 | 16 | 512,
-                                              3293, 3293 | 512, 1 | 16 | 1024, 1 | 2048, 128 | 1024 | 2048 })
+                                              3293, 3293 | 512, 1 | 16 | 1024, 1 | 2048, 128 | 1024 | 2048,
+                                              7389, 7389 | 512, 128 | 4096, 1 | 16 | 128 | 4096, 4096 })
                 {
                     e.PersistentFlags = flags;
                     var v = Run(true, true);
@@ -181,8 +182,10 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
                     for (int t = 0; t < ids.Length; t++)
                         Assert.Equal(Sampler.ArgMax(multi.AsSpan(t * Vocab, Vocab)), Sampler.ArgMax(v.AsSpan(t * Vocab, Vocab)));
                     // (split o only with one-pass attention; 128: the fused MLP phase's down sums; 512 with 17: attention split over a head's blocks;
-                    // 1024 / 2048 only move fences and loads)
-                    int kind = ((flags & 1) != 0 ? flags & 17 : 0) | (flags & 128) | ((flags & 17) == 17 ? flags & 512 : 0);
+                    // 1024 / 2048 only move fences and loads; 4096 with 128: other slices, so other down sums; 4096 alone does nothing)
+                    int kind = ((flags & 1) != 0 ? flags & 17 : 0) | (flags & 128) | ((flags & 17) == 17 ? flags & 512 : 0) |
+                               ((flags & 128) != 0 ? flags & 4096 : 0);
+                    if ((flags & 4096) != 0 && (flags & 128) != 0) Assert.True(e.DownBlockedBytes > 0, "the per-block copy of W_down was made");
                     if (byAttention.TryGetValue(kind, out var baseline)) Assert.Equal(0, Differ(baseline, v));
                     else byAttention[kind] = v;
                 }

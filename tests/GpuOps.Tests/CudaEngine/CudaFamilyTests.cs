@@ -91,13 +91,27 @@ public class CudaFamilyTests(ITestOutputHelper output)
         {
             // the persistent kernel's attention / o-projection / MLP kinds: two-pass, one-pass, one-pass with the o projection
             // split over the heads, each also with gate/up + down as one phase (128); 733: attention split over each head's
-            // blocks (by default only from 640 positions on); 3293: the default (221 arriving at the barriers before the preloads)
-            foreach (int flags in new[] { 0, 13, 93, 128, 141, 221, 733, 3293, 3293 | 512 })
+            // blocks (by default only from 640 positions on); 3293: 221 arriving at the barriers before the preloads; 4096: W_down
+            // from the per-block copy (the default 7389 = 3293 | 4096)
+            // 4096 (W_down from a per-block copy) refused for want of free memory: the kernel runs without it, the same
+            // bits as 3293, and says why; then made
+            e.DownBlockedReserve = long.MaxValue / 4;
+            e.PersistentFlags = 3293;
+            var inPlace = Decode(1);
+            e.PersistentFlags = 3293 | 4096;
+            var refused = Decode(1);
+            output.WriteLine($"{family}: {e.DownBlockedNote}");
+            Assert.NotNull(e.DownBlockedNote);
+            Assert.Equal(0, e.DownBlockedBytes);
+            Assert.Equal(inPlace, refused);
+            e.DownBlockedReserve = -1;
+            foreach (int flags in new[] { 0, 13, 93, 128, 141, 221, 733, 3293, 3293 | 512, 128 | 4096, 3293 | 4096, 3293 | 4096 | 512 })
             {
                 e.PersistentFlags = flags;
                 long before = e.PersistentSteps;
                 Check($"decode, persistent kernel (flags {flags})", Decode(1), prompt);
                 Assert.True(e.PersistentSteps > before, "the persistent kernel ran");
+                if ((flags & 4096) != 0) Assert.Equal((long)c.NumLayers * c.HiddenSize * c.IntermediateSize * 2, e.DownBlockedBytes);
             }
 
             e.PersistentDecode = false;
