@@ -139,7 +139,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (free - bytes < reserve)
         {
             _downBlockedNote = $"The per-block copy of W_down ({bytes / 1e9:F2} GB) would leave {(free - bytes) / 1e9:F2} GB of GPU memory free, " +
-                               $"under the {reserve / 1e9:F2} GB kept free: the persistent kernel reads W_down in place (~1.5% slower batch-1 decode).";
+                               $"under the {reserve / 1e9:F2} GB kept free: the persistent kernel reads W_down in place (batch-1 decode ~1-2% slower).";
             return false;
         }
 
