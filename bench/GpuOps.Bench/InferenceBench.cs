@@ -210,7 +210,7 @@ public static class InferenceBench
                         var tr = engine.PersistentTrace(cache);
                         string Ph(string name) => $"{tr.Where(x => x.Phase == name).Average(x => x.WorkUs + x.WaitUs):F1}";
                         ours[$"decode_b1_persistent_flags{flags}_tok_s"] = tps;
-                        Say($"  persistent variant {flags,2} ({((flags & 1) != 0 ? "one-pass" : "two-pass")} attention{((flags & 2) != 0 ? ", o pulled into L2" : "")}" +
+                        Say($"  persistent variant {flags,2} (grid {engine.PersistentGridInUse}, {((flags & 1) != 0 ? "one-pass" : "two-pass")} attention{((flags & 2) != 0 ? ", o pulled into L2" : "")}" +
                             $"{((flags & 4) != 0 ? ", k/v pulled into L2" : "")}{((flags & 8) != 0 ? ", early loads" : "")}{((flags & 16) != 0 ? ", attention + o split over the heads" : "")}{((flags & 64) != 0 ? ", next group's first batch early" : "")}{((flags & 128) != 0 ? ", gate/up + down in one phase" : "")}" +
                             $"{((flags & 1024) != 0 ? ", arrive before the preloads" : "")}{((flags & 2048) != 0 ? ", light arrival" : "")}" +
                             $"{((flags & 4096) != 0 ? (engine.DownBlockedBytes > 0 ? $", W_down from the per-block copy ({engine.DownBlockedBytes / 1e9:F2} GB)" : $", W_down copy refused: {engine.DownBlockedNote}") : "")}" +
@@ -227,6 +227,31 @@ public static class InferenceBench
                     engine.PersistentFlags = bestFlags;
                     ours["decode_b1_persistent_flags"] = bestFlags;
                     Say($"  best persistent variant: {bestFlags}");
+
+                    // the grid: one block per multiprocessor, or the engine's choice (a multiple of the head count:
+                    // CudaLlamaEngine.ChoosePersistentGrid), each twice, alternating
+                    int sms = engine.MultiprocessorCount, auto = CudaLlamaEngine.ChoosePersistentGrid(sms, engine.Config.NumHeads, engine.H, engine.I);
+                    if (auto != sms)
+                    {
+                        var byGrid = new Dictionary<int, double>();
+                        foreach (int g in new[] { sms, auto, sms, auto })
+                        {
+                            engine.PersistentGrid = g;
+                            using var cache = engine.CreateCache(1, 16 + sweepSteps + 16);
+                            var nx = engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, prompt) });
+                            var warm = engine.DecodeGreedy(cache, nx, 4);
+                            var r = engine.DecodeGreedy(cache, warm.Ids[^1], sweepSteps);
+                            double tps = sweepSteps / r.Seconds;
+                            byGrid[g] = Math.Max(byGrid.GetValueOrDefault(g), tps);
+                            ours[$"decode_b1_persistent_grid{g}_tok_s"] = byGrid[g];
+                            Say($"  persistent kernel ({bestFlags}), grid {g} of {sms} multiprocessors: {tps:F1} tok/s");
+                        }
+
+                        int bestGrid = byGrid.MaxBy(x => x.Value).Key;
+                        engine.PersistentGrid = bestGrid == auto ? 0 : bestGrid;
+                        ours["decode_b1_persistent_grid"] = bestGrid;
+                        Say($"  best persistent grid: {bestGrid}");
+                    }
                 }
 
                 var (persistentTps, persistentIds) = Decode();

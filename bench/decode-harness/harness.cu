@@ -63,13 +63,14 @@ static void launch_decode(int grid, int smem, MkArgs* da) {
 static double median(std::vector<double> v) { std::sort(v.begin(), v.end()); return v.empty() ? NAN : v[v.size() / 2]; }
 
 int main(int argc, char** argv) {
-    int steps = 64, pos0 = 300, L = 32, smemArg = 0;
+    int steps = 64, pos0 = 300, L = 32, smemArg = 0, gridArg = 0;
     std::vector<int> variants;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--pos")) pos0 = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--layers")) L = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--smem")) smemArg = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--grid")) gridArg = atoi(argv[++i]);   // (fewer blocks than multiprocessors)
         else variants.push_back((int)strtol(argv[i], nullptr, 0));
     }
     if (variants.empty()) variants = {93};
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     int grid = prop.multiProcessorCount;
+    if (gridArg > 0 && gridArg < grid) grid = gridArg;
     int drv = 0;
     cudaDriverGetVersion(&drv);
     printf("device %s, %d SMs, L2 %d MB, driver API %d\n", prop.name, grid, prop.l2CacheSize >> 20, drv);

@@ -436,6 +436,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public bool Persistent;
         public ulong MkCache;   // the cache and variant flags the argument block was written for
         public int MkFlags;
+        public int MkGrid;      // the persistent kernel's grid of the last step (0: none yet)
         public int Runs;
 
         public void Dispose()
@@ -654,7 +655,19 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         int perSm;
         Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, MkThreads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
         if (perSm < 1) return false;
-        _mkGrid = Ctx.MultiprocessorCount;
+        int sms = Ctx.MultiprocessorCount;
+        _mkGrid = PersistentGrid > 0 ? Math.Min(PersistentGrid, sms) : ChoosePersistentGrid(sms, Nh, H, I);
+        if (dg.MkGrid != _mkGrid)
+        {
+            // the barrier counts grow by the grid per barrier and each launch rounds them down to a multiple of its grid:
+            // start them from zero for another grid (stream-ordered after the earlier launches); the graph holds the old grid
+            if (dg.MkGrid != 0)
+                Check(cuMemsetD8Async(ws.MkBar, 0, (nuint)(8L * (2 + Nh)), Ctx.Stream), "cuMemsetD8Async(barrier)");
+            dg.Graph?.Dispose();
+            dg.Graph = null;
+            dg.MkGrid = _mkGrid;
+        }
+
         int flags = PersistentFlags;
         if ((flags & MkDownBlocked) != 0 && !EnsureDownBlocked(_mkGrid, flags)) flags &= ~MkDownBlocked;
         if (dg.MkCache == cache.Keys(0) && dg.MkFlags == flags) return true;
@@ -715,7 +728,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     internal IReadOnlyList<(string Phase, double StagedMed, double StagedMax, double ArriveMin, double ArriveMed, double ArriveMax, double Release)> PersistentBlockTrace(IKvCache kv)
     {
         var (ws, t) = ReadTrace(kv);
-        int n = t.Length / 2, grid = Ctx.MultiprocessorCount;
+        int n = t.Length / 2, grid = ((CudaKvCache)kv).Graph(1).MkGrid;
         var b = new ulong[2L * n * grid];
         fixed (ulong* bp = b) Check(cuMemcpyDtoH(bp, ws.MkBTrace, (nuint)(b.Length * 8)), "cuMemcpyDtoH(block trace)");
         var list = new List<(string, double, double, double, double, double, double)>();
@@ -773,6 +786,34 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// 128 | 1024 | 2048 | 4096); GPUOPS_ENGINE_PERSISTENT_FLAGS overrides it.
     /// </summary>
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 7389;
+
+    /// <summary>
+    /// Blocks of the persistent kernel (one per multiprocessor at most; 0 = <see cref="ChoosePersistentGrid"/>);
+    /// GPUOPS_ENGINE_GRID sets it. A change takes effect at the next batch-1 decode (the grid-barrier counts are reset and
+    /// the step's graph captured again).
+    /// </summary>
+    internal int PersistentGrid { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_GRID"), out var g) ? g : 0;
+
+    /// <summary>
+    /// The persistent kernel's grid on <paramref name="sms"/> multiprocessors: the largest multiple of the head count
+    /// where that leaves at most 5% of them idle (and keeps the fused MLP phase's slices within its 120 columns), else
+    /// one block per multiprocessor. With every block an attention + o block the phases divide evenly for the 8B shape
+    /// (132 -> 128 blocks on an H100/H200: q/k/v three whole rounds, 14 chunks of W_down per block, 4 blocks per head):
+    /// +0.6..0.8% batch-1 decode in the H200 harness (bench/notes/cuda-engine.md, session 9), though 4 multiprocessors idle.
+    /// </summary>
+    internal static int ChoosePersistentGrid(int sms, int nh, int h, int i)
+    {
+        bool FuseOk(int n) => h % 16 == 0 && (i + n - 1) / n <= 120;
+        int g = nh > 0 ? sms / nh * nh : sms;
+        if (g <= 0 || g < 0.95 * sms || (FuseOk(sms) && !FuseOk(g))) return sms;
+        return g;
+    }
+
+    /// <summary>The grid of the last batch-1 persistent decode (0: none yet).</summary>
+    internal int PersistentGridInUse => _mkGrid;
+
+    /// <summary>Multiprocessors of the engine's GPU.</summary>
+    internal int MultiprocessorCount => Ctx.MultiprocessorCount;
 
     /// <summary>Query rows per block of a prefill attention kernel: 128 for attn_prefill2, 64 for attn_prefill.</summary>
     internal static int PrefillAttentionRows(string kernel) => kernel == "attn_prefill2" ? 128 : 64;

@@ -197,6 +197,56 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         }
     }
 
+    /// <summary>
+    /// The persistent kernel's grid (CudaLlamaEngine.PersistentGrid) changed in the middle of a sequence, on one cache:
+    /// the grid-barrier counts restart and the step's graph is captured again, and every grid (other fused-MLP slices and
+    /// o-row splits, so other sums) agrees with the multi-kernel path as the default does; the same grid twice gives the
+    /// same bits.
+    /// </summary>
+    [GpuFact]
+    public void PersistentGridCanChangeMidSequence()
+    {
+        var e = (CudaLlamaEngine)fx.Handle.Engine;
+        var p = fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last();
+        var ids = Ints(p.GetProperty("ids"));
+        int sms = e.MultiprocessorCount;
+        float[] Run(bool persistent, Func<int, int> gridAt)
+        {
+            e.PersistentDecode = persistent;
+            try
+            {
+                using var cache = e.CreateCache(1, ids.Length + 1);
+                var got = new float[ids.Length * Vocab];
+                for (int t = 0; t < ids.Length; t++)
+                {
+                    e.PersistentGrid = gridAt(t);
+                    long before = e.PersistentSteps;
+                    e.Forward(cache, new[] { new SequenceChunk(0, new[] { ids[t] }) }, false)[0].CopyTo(got, t * Vocab);
+                    Assert.Equal(persistent, e.PersistentSteps > before);
+                    if (persistent) Assert.Equal(gridAt(t) > 0 ? Math.Min(gridAt(t), sms) : CudaLlamaEngine.ChoosePersistentGrid(sms, e.Nh, e.H, e.I), e.PersistentGridInUse);
+                }
+
+                return got;
+            }
+            finally
+            {
+                e.PersistentDecode = true;
+                e.PersistentGrid = 0;
+            }
+        }
+
+        int[] grids = { 0, sms - 4, sms - 4, 100, 0, sms - 4 };
+        var multi = Run(false, _ => 0);
+        var mixed = Run(true, t => grids[t * grids.Length / ids.Length]);
+        var mixed2 = Run(true, t => grids[t * grids.Length / ids.Length]);
+        double d = ReferenceLlama.RelativeError(mixed, multi);
+        output.WriteLine($"grids {string.Join(", ", grids)} over {ids.Length} steps ({sms} multiprocessors): relative difference to the multi-kernel path {d:E2}");
+        Assert.InRange(d, 0, 1e-3);
+        Assert.Equal(mixed, mixed2);
+        for (int t = 0; t < ids.Length; t++)
+            Assert.Equal(Sampler.ArgMax(multi.AsSpan(t * Vocab, Vocab)), Sampler.ArgMax(mixed.AsSpan(t * Vocab, Vocab)));
+    }
+
     [GpuFact]
     public void PerplexityWithinHalfAPercent()
     {

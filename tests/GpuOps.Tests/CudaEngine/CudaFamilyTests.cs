@@ -114,6 +114,13 @@ public class CudaFamilyTests(ITestOutputHelper output)
                 if ((flags & 4096) != 0) Assert.Equal((long)c.NumLayers * c.HiddenSize * c.IntermediateSize * 2, e.DownBlockedBytes);
             }
 
+            // another grid (CudaLlamaEngine.PersistentGrid): other fused-MLP slices and o-row splits
+            e.PersistentFlags = 7389;
+            e.PersistentGrid = e.MultiprocessorCount - 4;
+            Check($"decode, persistent kernel (flags 7389, grid {e.PersistentGrid})", Decode(1), prompt);
+            Assert.Equal(e.MultiprocessorCount - 4, e.PersistentGridInUse);
+            e.PersistentGrid = 0;
+
             e.PersistentDecode = false;
             Check("decode, multi-kernel path, batch 1", Decode(1), prompt);
             Check("decode, multi-kernel path, batch 3", Decode(3), prompt);
@@ -121,6 +128,7 @@ public class CudaFamilyTests(ITestOutputHelper output)
         finally
         {
             e.PersistentFlags = saved;
+            e.PersistentGrid = 0;
             e.PersistentDecode = true;
         }
     }
