@@ -228,10 +228,11 @@ public static class InferenceBench
                     ours["decode_b1_persistent_flags"] = bestFlags;
                     Say($"  best persistent variant: {bestFlags}");
 
-                    // the grid: one block per multiprocessor, or the engine's choice (a multiple of the head count:
-                    // CudaLlamaEngine.ChoosePersistentGrid), each twice, alternating
-                    int sms = engine.MultiprocessorCount, auto = CudaLlamaEngine.ChoosePersistentGrid(sms, engine.Config.NumHeads, engine.H, engine.I);
-                    if (auto != sms)
+                    // the grid (CudaLlamaEngine.PersistentGrid): one block per multiprocessor (the default), or the largest
+                    // multiple of the head count (every block an attention + o block; for the 8B shape on 132
+                    // multiprocessors 128, where every phase divides evenly), each twice, alternating
+                    int sms = engine.MultiprocessorCount, nh = engine.Config.NumHeads, auto = sms / nh * nh;
+                    if (auto != sms && auto >= 0.9 * sms)
                     {
                         var byGrid = new Dictionary<int, double>();
                         foreach (int g in new[] { sms, auto, sms, auto })
@@ -248,7 +249,7 @@ public static class InferenceBench
                         }
 
                         int bestGrid = byGrid.MaxBy(x => x.Value).Key;
-                        engine.PersistentGrid = bestGrid == auto ? 0 : bestGrid;
+                        engine.PersistentGrid = bestGrid == sms ? 0 : bestGrid;
                         ours["decode_b1_persistent_grid"] = bestGrid;
                         Say($"  best persistent grid: {bestGrid}");
                     }

@@ -656,7 +656,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, MkThreads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
         if (perSm < 1) return false;
         int sms = Ctx.MultiprocessorCount;
-        _mkGrid = PersistentGrid > 0 ? Math.Min(PersistentGrid, sms) : ChoosePersistentGrid(sms, Nh, H, I);
+        _mkGrid = PersistentGrid > 0 ? Math.Min(PersistentGrid, sms) : sms;
         if (dg.MkGrid != _mkGrid)
         {
             // the barrier counts grow by the grid per barrier and each launch rounds them down to a multiple of its grid:
@@ -788,26 +788,13 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     internal int PersistentFlags { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT_FLAGS"), out var f) ? f : 7389;
 
     /// <summary>
-    /// Blocks of the persistent kernel (one per multiprocessor at most; 0 = <see cref="ChoosePersistentGrid"/>);
-    /// GPUOPS_ENGINE_GRID sets it. A change takes effect at the next batch-1 decode (the grid-barrier counts are reset and
-    /// the step's graph captured again).
+    /// Blocks of the persistent kernel (at most one per multiprocessor; 0 = one per multiprocessor, the default);
+    /// GPUOPS_ENGINE_GRID sets it. A change takes effect at the next batch-1 decode (the grid-barrier counts restart and
+    /// the step's graph is captured again). (Measured, session 9: 128 instead of 132 blocks for the 8B shape, where
+    /// every phase divides evenly, was +0.5..0.8% in the decode harness but -0.4% in the bench on the written
+    /// checkpoint, so the default stays one block per multiprocessor; the bench compares both.)
     /// </summary>
     internal int PersistentGrid { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_GRID"), out var g) ? g : 0;
-
-    /// <summary>
-    /// The persistent kernel's grid on <paramref name="sms"/> multiprocessors: the largest multiple of the head count
-    /// where that leaves at most 5% of them idle (and keeps the fused MLP phase's slices within its 120 columns), else
-    /// one block per multiprocessor. With every block an attention + o block the phases divide evenly for the 8B shape
-    /// (132 -> 128 blocks on an H100/H200: q/k/v three whole rounds, 14 chunks of W_down per block, 4 blocks per head):
-    /// +0.6..0.8% batch-1 decode in the H200 harness (bench/notes/cuda-engine.md, session 9), though 4 multiprocessors idle.
-    /// </summary>
-    internal static int ChoosePersistentGrid(int sms, int nh, int h, int i)
-    {
-        bool FuseOk(int n) => h % 16 == 0 && (i + n - 1) / n <= 120;
-        int g = nh > 0 ? sms / nh * nh : sms;
-        if (g <= 0 || g < 0.95 * sms || (FuseOk(sms) && !FuseOk(g))) return sms;
-        return g;
-    }
 
     /// <summary>The grid of the last batch-1 persistent decode (0: none yet).</summary>
     internal int PersistentGridInUse => _mkGrid;
