@@ -100,7 +100,13 @@ int main(int argc, char** argv) {
 #ifdef MK_DOWN_BLOCKED
         // the per-block copy of W_down (MK_DOWN_BLOCKED), as CudaLlamaEngine makes it
         u16* wdb;
-        CK(cudaMalloc(&wdb, (size_t)H * I * 2));
+        static u16* oneDown = nullptr;   // HARNESS_ONE_DOWN=1: every layer's copy in one allocation, as the engine makes it
+        if (getenv("HARNESS_ONE_DOWN") && atoi(getenv("HARNESS_ONE_DOWN"))) {
+            if (!oneDown) CK(cudaMalloc(&oneDown, (size_t)L * H * I * 2));
+            wdb = oneDown + (size_t)l * H * I;
+        } else {
+            CK(cudaMalloc(&wdb, (size_t)H * I * 2));
+        }
         repack_down_blocked<<<grid, 256>>>(w.wdown, wdb, H, I, grid);
         CK(cudaGetLastError());
         w.wdownB = wdb;
