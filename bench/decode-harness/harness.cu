@@ -335,6 +335,40 @@ int main(int argc, char** argv) {
                 }
                 printf("\n");
             }
+#ifdef MK_SMID_TRACE
+            {   // per block, its lateness in the fused phase (down arrival minus the layer's median) averaged over the
+                // layers: systematic (the same multiprocessors late: the spread of the means near the per-layer spread)
+                // or chance (the means' spread ~ per-layer spread / sqrt(layers))
+                unsigned sm[1024];
+                CK(cudaMemcpyFromSymbol(sm, mk_smid, sizeof sm));
+                for (int ph : {2, 4, 5}) {
+                    std::vector<double> mean(grid, 0.0);
+                    double perLayerVar = 0;
+                    int nl = 0;
+                    for (int l = 1; l < L + (ph == 5 ? 0 : 0); l++) {
+                        int k = ph == 5 ? 5 * L : 5 * l + ph;
+                        if (ph == 5 && l > 1) break;
+                        std::vector<double> v(grid);
+                        for (int g = 0; g < grid; g++) v[g] = (double)b[(2 * (size_t)k + 1) * grid + g];
+                        double med = median(v), var = 0;
+                        for (int g = 0; g < grid; g++) { v[g] = (v[g] - med) / 1e3; mean[g] += v[g]; var += v[g] * v[g]; }
+                        perLayerVar += var / grid;
+                        nl++;
+                    }
+                    double mv = 0;
+                    for (int g = 0; g < grid; g++) { mean[g] /= nl; mv += mean[g] * mean[g]; }
+                    std::vector<int> ix(grid);
+                    for (int g = 0; g < grid; g++) ix[g] = g;
+                    std::sort(ix.begin(), ix.end(), [&](int x, int y) { return mean[x] > mean[y]; });
+                    printf("    %s lateness over %d layers: rms per layer %.2f us, rms of the per-block means %.2f us; latest (block/sm: us):",
+                           ph == 2 ? "o" : ph == 4 ? "fused (down arrival)" : "lm_head", nl, std::sqrt(perLayerVar / nl), std::sqrt(mv / grid));
+                    for (int j = 0; j < 8; j++) printf(" %d/%u:%.2f", ix[j], sm[ix[j]], mean[ix[j]]);
+                    printf("; earliest:");
+                    for (int j = grid - 4; j < grid; j++) printf(" %d/%u:%.2f", ix[j], sm[ix[j]], mean[ix[j]]);
+                    printf("\n");
+                }
+            }
+#endif
         }
     }
     return 0;

@@ -1522,8 +1522,14 @@ __device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restr
     }
 }
 
+#ifdef MK_SMID_TRACE   // (harness only: each block's multiprocessor)
+__device__ unsigned mk_smid[1024];
+#endif
 template <int HD>
 __device__ __forceinline__ void mk_decode(const MkArgs& a) {
+#ifdef MK_SMID_TRACE
+    if (threadIdx.x == 0) { unsigned s_; asm volatile("mov.u32 %0, %%smid;" : "=r"(s_)); mk_smid[blockIdx.x] = s_; }
+#endif
     extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch
     __shared__ float red[33];
     __shared__ float bv[MK_W];
