@@ -38,6 +38,7 @@ __global__ void read_kernel(const uint4* p, i64 n, unsigned* sink) {
     if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678u) *sink = 1;
 }
 
+
 static u16* dalloc_fill(i64 n, u64 seed, float scale, float offset = 0.f) {
     u16* p;
     CK(cudaMalloc(&p, n * 2));
@@ -129,6 +130,54 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&invf, hd / 2 * 4));
     CK(cudaMemcpy(invf, hinvf.data(), hd / 2 * 4, cudaMemcpyHostToDevice));
 
+    int launchGrid = grid;
+#ifdef MK_VIRTUAL_BLOCKS
+    {   // one block per multiprocessor; grid of them take work ids 0..grid-1, the others sit out. HARNESS_VB: slow (the
+        // slowest sit out, by each multiprocessor's streaming time over the lm_head weights), fast (the fastest: a
+        // control), high (the highest %smid)
+        int sms = prop.multiProcessorCount;
+        launchGrid = sms;
+        unsigned long long* dout;
+        CK(cudaMalloc(&dout, 16 * (size_t)sms));
+        i64 per = (i64)V * H / 8 / sms;
+        std::vector<double> tsm(1024, 0.0);
+        std::vector<unsigned long long> ho(2 * (size_t)sms);
+        std::vector<int> present;
+        for (int r = 0; r < 6; r++) {
+            sm_rate<<<sms, 512>>>((const uint4*)out, (long long)per, dout);
+            CK(cudaDeviceSynchronize());
+            CK(cudaMemcpy(ho.data(), dout, 16 * (size_t)sms, cudaMemcpyDeviceToHost));
+            if (r == 0) {
+                for (int b = 0; b < sms; b++) present.push_back((int)ho[2 * b]);
+                continue;
+            }
+            for (int b = 0; b < sms; b++) tsm[ho[2 * b] & 1023] += ho[2 * b + 1] / 5e3;
+        }
+        std::sort(present.begin(), present.end(), [&](int x, int y) { return tsm[x] < tsm[y]; });   // fastest first
+        const char* mode = getenv("HARNESS_VB") ? getenv("HARNESS_VB") : "slow";
+        int k = sms - grid;
+        std::vector<char> sitOut(1024, 0);
+        if (!strcmp(mode, "fast")) for (int j = 0; j < k; j++) sitOut[present[j]] = 1;
+        else if (!strcmp(mode, "high")) { std::vector<int> byId = present; std::sort(byId.begin(), byId.end()); for (int j = 0; j < k; j++) sitOut[byId[sms - 1 - j]] = 1; }
+        else for (int j = 0; j < k; j++) sitOut[present[sms - 1 - j]] = 1;
+        std::vector<int> table(1024, -1);
+        int vid = 0;
+        for (int smi = 0; smi < 1024; smi++)
+            if (tsm[smi] > 0 && !sitOut[smi]) table[smi] = vid++;
+        CK(cudaMemcpyToSymbol(mk_smvid, table.data(), 4 * 1024));
+        CK(cudaMemcpyToSymbol(mk_vgrid_g, &grid, 4));
+        double med = tsm[present[sms / 2]];
+        printf("multiprocessors' streaming time (8 MB each, all at once, mean of 5): fastest %.1f, median %.1f, slowest %.1f us; slowest 8 (sm: us):",
+               tsm[present[0]], med, tsm[present[sms - 1]]);
+        for (int j = sms - 1; j >= sms - 8; j--) printf(" %d:%.1f", present[j], tsm[present[j]]);
+        printf("; fastest 4:");
+        for (int j = 0; j < 4; j++) printf(" %d:%.1f", present[j], tsm[present[j]]);
+        printf("\nHARNESS_VB=%s: %d work ids; sitting out:", mode, vid);
+        for (int smi = 0; smi < 1024; smi++) if (sitOut[smi]) printf(" %d", smi);
+        printf("\n");
+        if (vid != grid) { printf("work ids %d != grid %d\n", vid, grid); return 1; }
+    }
+#endif
     MkArgs a{};
     a.layers = dl; a.emb = emb; a.finalNorm = fnorm; a.out = out; a.invf = invf; a.kc = kc; a.vc = vc;
     int phases = 6 * L + 4;
@@ -204,7 +253,7 @@ int main(int argc, char** argv) {
         std::vector<double> ms;
         int total = steps + 8;
         {   // the first step's logits: saved (HARNESS_LOGITS_OUT) or compared with a saved run's (HARNESS_LOGITS_REF)
-            launch_decode(grid, smem, da);
+            launch_decode(launchGrid, smem, da);
             CK(cudaDeviceSynchronize());
             std::vector<float> lg(V);
             CK(cudaMemcpy(lg.data(), a.logits, 4 * (size_t)V, cudaMemcpyDeviceToHost));
@@ -230,7 +279,7 @@ int main(int argc, char** argv) {
         }
         for (int s = 0; s < total; s++) {
             cudaEventRecord(ev0);
-            launch_decode(grid, smem, da);
+            launch_decode(launchGrid, smem, da);
             cudaEventRecord(ev1);
             cudaError_t e = cudaEventSynchronize(ev1);
             if (e != cudaSuccess) { printf("flags %d: step %d failed: %s\n", flags, s, cudaGetErrorString(e)); return 1; }
@@ -243,7 +292,7 @@ int main(int argc, char** argv) {
         CK(cudaMemcpy(a.pos, &pos0, 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(a.count, &zero, 4, cudaMemcpyHostToDevice));
         cudaEventRecord(ev0);
-        for (int s = 0; s < steps; s++) launch_decode(grid, smem, da);
+        for (int s = 0; s < steps; s++) launch_decode(launchGrid, smem, da);
         cudaEventRecord(ev1);
         CK(cudaEventSynchronize(ev1));
         float tt;

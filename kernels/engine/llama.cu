@@ -833,12 +833,29 @@ extern "C" __global__ void argmax_rows(const float* logits, int V, int B, int* t
 // the token and advances the decode state (tokens, pos, out[count], count). Before every barrier each warp issues
 // its first weight loads of the next phase, so the memory pipe stays busy across phase boundaries.
 // Data written by other blocks in this launch is read at L2 (ld.global.cg); weights through the read-only path.
+// The persistent kernel's block index and grid as it assigns work: blockIdx.x / gridDim.x, or (MK_VIRTUAL_BLOCKS, a
+// second build of this file) a work id per multiprocessor from a table (mk_smvid, set by the host), so that chosen
+// multiprocessors sit out: the launch has one block per multiprocessor, the work is divided for mk_vgrid_g of them.
+#ifdef MK_VIRTUAL_BLOCKS
+extern "C" {
+__device__ int mk_smvid[1024];   // each multiprocessor's (%smid) work id; -1: it sits out
+__device__ int mk_vgrid_g;       // the number of work ids: the grid the work is divided for
+}
+__shared__ int mk_vb_s, mk_vg_s;
+__device__ __forceinline__ int mkvb() { return mk_vb_s; }
+__device__ __forceinline__ int mkvg() { return mk_vg_s; }
+#define MK_BID mkvb()
+#define MK_GRID mkvg()
+#else
+#define MK_BID blockIdx.x
+#define MK_GRID gridDim.x
+#endif
 #define MK_NT 512
 #define MK_W (MK_NT / 32)
 
 struct MkLayer {
     const u16 *attnNorm, *wqkv, *bqkv, *wo, *bo, *mlpNorm, *wgu, *bgu, *wdown, *bdown;
-    const u16* wdownB;   // W_down repacked by repack_down_blocked for gridDim.x blocks, or null (MK_DOWN_BLOCKED)
+    const u16* wdownB;   // W_down repacked by repack_down_blocked for MK_GRID blocks, or null (MK_DOWN_BLOCKED)
 };
 
 // Keep in sync with CudaLlamaEngine.MkArgs (C#): 8-byte fields first, then 4-byte fields.
@@ -860,14 +877,14 @@ struct MkArgs {
     int* pos;
     int* outIds;
     int* count;
-    u64* bar;           // [2 + nh] grid-barrier arrival count (grows by gridDim.x per barrier); (MK_FUSE_MLP) blocks that staged
+    u64* bar;           // [2 + nh] grid-barrier arrival count (grows by MK_GRID per barrier); (MK_FUSE_MLP) blocks that staged
                         // the MLP input; per head, its blocks' attention partials written (long contexts, mk_attn_one_pass)
-    float* candV;       // [gridDim.x] best logit of each block
+    float* candV;       // [MK_GRID] best logit of each block
     int* candI;
     u64* trace;         // [2 * phases]: block 0's %globaltimer when it reaches and when it leaves each barrier
     u64* acco;          // [H] the residual stream x in 32.32 fixed point (integer adds are exact and commute: the same bits in any order)
-    u64* btrace;        // [2 * phases][gridDim.x]: each block's %globaltimer when its input is staged and when it arrives
-    float* part;        // [gridDim.x][hd + 2] (long contexts) each block's attention partial: max, sum, weighted v
+    u64* btrace;        // [2 * phases][MK_GRID]: each block's %globaltimer when its input is staged and when it arrives
+    float* part;        // [MK_GRID][hd + 2] (long contexts) each block's attention partial: max, sum, weighted v
     i64 layerElems;
     int L, H, I, V, nh, nkv, hd, maxCtx, window;
     float eps, scale;
@@ -897,7 +914,7 @@ __device__ __forceinline__ u64 globaltimer() {
 }
 
 // Grid barrier (all blocks resident): bar is a 64-bit arrival count that only grows; the k-th barrier of a launch
-// is passed once it reaches base + (k + 1) * gridDim.x (base: the count when the launch began, a multiple of the
+// is passed once it reaches base + (k + 1) * MK_GRID (base: the count when the launch began, a multiple of the
 // grid). Every block polls the count itself: no reset and no separate release write.
 // Block 0 records when it arrives and when it leaves (trace[2k], trace[2k + 1]).
 __device__ __forceinline__ u64 ld_acquire_u64(const u64* p) {
@@ -908,7 +925,7 @@ __device__ __forceinline__ u64 ld_acquire_u64(const u64* p) {
 // Each block's timestamps (thread 0): btrace[(2k) * grid + b] when barrier k's phase has its input staged, [2k + 1] when
 // the block arrives at barrier k.
 __device__ __forceinline__ void mk_bt(u64* btrace, int slot) {
-    if (threadIdx.x == 0) btrace[(i64)slot * gridDim.x + blockIdx.x] = globaltimer();
+    if (threadIdx.x == 0) btrace[(i64)slot * MK_GRID + MK_BID] = globaltimer();
 }
 // (one thread) Poll a count that only grows until it reaches target. A block that never arrives would hang the device:
 // give up after 2 s with a launch error instead (what, k: for the message).
@@ -916,7 +933,7 @@ __device__ __forceinline__ void mk_wait(const u64* c, u64 target, int flags, con
     u64 t0 = globaltimer();
     for (unsigned spin = 1; ld_acquire_u64(c) < target; spin++)
         if ((spin & 1023) == 0 && globaltimer() - t0 > 2000000000ull && !(flags & MK_NO_WATCHDOG)) {
-            printf("decode_b1: block %d gave up at %s %d (count %llu, target %llu)\n", blockIdx.x, what, k, ld_acquire_u64(c), target);
+            printf("decode_b1: block %d gave up at %s %d (count %llu, target %llu)\n", MK_BID, what, k, ld_acquire_u64(c), target);
             asm volatile("trap;");
         }
 }
@@ -924,16 +941,16 @@ __device__ __forceinline__ void mk_sync_arrive(u64* bar, u64* trace, int k, u64*
     __syncthreads();
     if (threadIdx.x == 0) {
         u64 now = globaltimer();
-        btrace[(i64)(2 * k + 1) * gridDim.x + blockIdx.x] = now;
-        if (blockIdx.x == 0) trace[2 * k] = now;
+        btrace[(i64)(2 * k + 1) * MK_GRID + MK_BID] = now;
+        if (MK_BID == 0) trace[2 * k] = now;
         if (!(flags & MK_LIGHT_ARRIVE)) __threadfence();   // (the block's writes, ordered before this thread's by the __syncthreads above)
         asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(bar) : "memory");
     }
 }
 __device__ __forceinline__ void mk_sync_wait(u64* bar, u64 base, u64* trace, int& k, int flags) {
     if (threadIdx.x == 0) {
-        mk_wait(bar, base + (u64)(k + 1) * gridDim.x, flags, "grid barrier", k);
-        if (blockIdx.x == 0) trace[2 * k + 1] = globaltimer();
+        mk_wait(bar, base + (u64)(k + 1) * MK_GRID, flags, "grid barrier", k);
+        if (MK_BID == 0) trace[2 * k + 1] = globaltimer();
     }
     k++;
     __syncthreads();
@@ -970,7 +987,7 @@ __device__ __forceinline__ int mk_active_warps(int groups) {
     int best = MK_W;
     float bestEff = 0.f;
     for (int aw = MK_W; aw >= MK_W / 2; aw--) {
-        int warps = gridDim.x * aw, rounds = (groups + warps - 1) / warps;
+        int warps = MK_GRID * aw, rounds = (groups + warps - 1) / warps;
         float eff = (float)groups / ((float)rounds * warps);
         if (eff > bestEff + 0.01f) { bestEff = eff; best = aw; }
     }
@@ -991,8 +1008,8 @@ __device__ __forceinline__ MkGroups mk_groups(int groups, const int2* sl = nullp
     int warp = threadIdx.x >> 5;
     if (sl) return {sl->x + warp < sl->y ? sl->x + warp : -1, MK_W, sl->y};
     int aw = mk_active_warps(groups);
-    int first = warp >= aw ? -1 : (int)blockIdx.x * aw + warp;
-    return {first < groups ? first : -1, (int)gridDim.x * aw, groups};
+    int first = warp >= aw ? -1 : (int)MK_BID * aw + warp;
+    return {first < groups ? first : -1, (int)MK_GRID * aw, groups};
 }
 template <int R>
 __device__ __forceinline__ void mk_preload(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K, const int2* sl = nullptr) {
@@ -1181,7 +1198,7 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
 // named barrier per pair (ids 1..MK_W / 2; __syncthreads is 0). Half h takes chunks [h hc, min(chunks, (h + 1) hc)),
 // hc the half rounded up to whole batches. (q/k/v release 17.2 -> 16.4 us per layer, +0.8%; session 5.)
 __device__ __forceinline__ int mk_sk_half_chunks(int K) { int chunks = K >> 3, hc = (chunks / 2 + 127) / 128 * 128; return hc; }
-__device__ __forceinline__ int mk_qkv_grp0(int pr) { return (int)blockIdx.x * (MK_W / 2) + pr; }
+__device__ __forceinline__ int mk_qkv_grp0(int pr) { return (int)MK_BID * (MK_W / 2) + pr; }
 __device__ __forceinline__ void mk_preload_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2);
     int grp0 = mk_qkv_grp0(warp % (MK_W / 2)), c0 = half * mk_sk_half_chunks(K) + lane;
@@ -1199,7 +1216,7 @@ __device__ __forceinline__ void mk_gemv_qkv_sk(uint4 (&wb)[8], const u16* __rest
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2), pr = warp % (MK_W / 2);
     int groups = (N + 1) / 2, chunks = K >> 3, hc = mk_sk_half_chunks(K);
     int cLo = half * hc, cHi = min(chunks, cLo + hc);
-    int stride = gridDim.x * (MK_W / 2);
+    int stride = MK_GRID * (MK_W / 2);
     for (int grp = mk_qkv_grp0(pr), rd = 0; grp < groups; rd++) {
         int row0 = grp * R;
         float acc[R] = {0.f, 0.f};
@@ -1258,7 +1275,7 @@ __device__ __forceinline__ float dot8_lanes(const uint4& w, const float* x) {
 #ifdef MK_ATTN_TRACE   // (harness only: block 0's clock at points of layer 5's attention)
 __device__ long long mk_attn_t[16];
 __device__ unsigned long long mk_attn_g[16];
-#define MK_ATT(i) do { if (blockIdx.x == 0 && threadIdx.x == 0 && l == 5) { long long c_; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c_)); mk_attn_t[i] = c_; mk_attn_g[i] = globaltimer(); } } while (0)
+#define MK_ATT(i) do { if (MK_BID == 0 && threadIdx.x == 0 && l == 5) { long long c_; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c_)); mk_attn_t[i] = c_; mk_attn_g[i] = globaltimer(); } } while (0)
 #else
 #define MK_ATT(i) do { } while (0)
 #endif
@@ -1349,7 +1366,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
             v += __shfl_xor_sync(0xffffffffu, v, o);
         }
         if (sp) {
-            float* pp = a.part + (i64)blockIdx.x * (HD + 2);
+            float* pp = a.part + (i64)MK_BID * (HD + 2);
             if (d < HD && j == 0) pp[2 + d] = v;
             if (threadIdx.x == 0) { pp[0] = M; pp[1] = tot; }
         } else if (d < HD && j == 0) {
@@ -1368,7 +1385,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
         }
         __syncthreads();
         // every block of the head: the nsp partials (L2), in part order
-        const float* p0 = a.part + (i64)(blockIdx.x - sp->part) * (HD + 2);
+        const float* p0 = a.part + (i64)(MK_BID - sp->part) * (HD + 2);
         float M = NEG_INF;
         for (int b = 0; b < sp->nsp; b++) M = fmaxf(M, ld_cg(p0 + (i64)b * (HD + 2)));
         for (int d = threadIdx.x; d < HD; d += MK_NT) {
@@ -1386,7 +1403,7 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
     MK_ATT(5);
 }
 
-// MK_SPLIT_O: attention and the o projection in one phase. gridDim.x / nh blocks per head (4 on 132 SMs with 32
+// MK_SPLIT_O: attention and the o projection in one phase. MK_GRID / nh blocks per head (4 on 132 SMs with 32
 // heads) each compute the head's attention (the k/v reads repeat, they are small and in L2) and multiply it by their
 // share of rows [r0, r1) of the head's 128 columns of W_o, adding into acco in fixed point; the sum joins x when the
 // next phase stages its input (and for good in the down phase). One grid barrier and the staging of the attention
@@ -1406,8 +1423,8 @@ __device__ __forceinline__ void mk_o_load(uint4 (&wb)[8], const u16* __restrict_
     }
 }
 __device__ __forceinline__ void mk_o_part(const MkArgs& a, int& h, int& r0, int& r1) {
-    int bph = gridDim.x / a.nh, part = blockIdx.x % bph, rp = (a.H + bph - 1) / bph;
-    h = blockIdx.x / bph;
+    int bph = MK_GRID / a.nh, part = MK_BID % bph, rp = (a.H + bph - 1) / bph;
+    h = MK_BID / bph;
     r0 = min(a.H, part * rp);
     r1 = min(a.H, r0 + rp);
 }
@@ -1457,11 +1474,32 @@ struct MkSlice { int2 g; int pc0, nch, stride; i64 off; };
 __device__ __forceinline__ MkSlice mk_mlp_slice(int H, int I, bool blocked) {
     if (blocked) {
         // whole 16-byte chunks per block; its columns of W_down stored as its own row-major [H][i1 - i0] block at H i0
-        int c0 = (int)((i64)blockIdx.x * (I >> 3) / gridDim.x), c1 = (int)((i64)(blockIdx.x + 1) * (I >> 3) / gridDim.x);
+        int c0 = (int)((i64)MK_BID * (I >> 3) / MK_GRID), c1 = (int)((i64)(MK_BID + 1) * (I >> 3) / MK_GRID);
         return {make_int2(c0 * 8, c1 * 8), c0, c1 - c0, (c1 - c0) * 8, (i64)H * c0 * 8};
     }
-    int i0 = (int)((i64)blockIdx.x * I / gridDim.x), i1 = (int)((i64)(blockIdx.x + 1) * I / gridDim.x);
+    int i0 = (int)((i64)MK_BID * I / MK_GRID), i1 = (int)((i64)(MK_BID + 1) * I / MK_GRID);
     return {make_int2(i0, i1), i0 >> 3, i1 > i0 ? ((i1 + 7) >> 3) - (i0 >> 3) : 0, I, (i64)(i0 >> 3) * 8};
+}
+// Each multiprocessor's streaming time (one block of 512 threads per multiprocessor, all at once): block b reads its own
+// `per` 16-byte chunks of src with 8 loads in flight per thread (as the GEMV batches); out[2 b] = %smid, out[2 b + 1] =
+// nanoseconds. (The persistent kernel's choice of multiprocessors that sit out, MK_VIRTUAL_BLOCKS.)
+extern "C" __global__ void __launch_bounds__(512, 1) sm_rate(const uint4* __restrict__ src, long long per, unsigned long long* out) {
+    unsigned s;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
+    const uint4* p = src + (long long)blockIdx.x * per;
+    __syncthreads();
+    unsigned long long t0 = globaltimer();
+    uint4 acc = make_uint4(0, 0, 0, 0);
+    for (long long i = threadIdx.x; i < per; i += 8 * 512) {
+        uint4 v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) v[u] = i + u * 512 < per ? ldg_stream(p + i + u * 512) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int u = 0; u < 8; u++) { acc.x ^= v[u].x; acc.y ^= v[u].y; acc.z ^= v[u].z; acc.w ^= v[u].w; }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) { out[2 * blockIdx.x] = s; out[2 * blockIdx.x + 1] = globaltimer() - t0; }
+    if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678u) out[0] = ~0ull;
 }
 // W_down [H][I] -> the persistent kernel's per-block copy for `grid` blocks (MK_DOWN_BLOCKED; launch grid x any threads):
 // block b's chunks [c0, c1) (c0 = b (I / 8) / grid, as mk_mlp_slice) as a row-major [H][8 (c1 - c0)] block at H 8 c0.
@@ -1475,7 +1513,7 @@ extern "C" __global__ void repack_down_blocked(const u16* __restrict__ src, u16*
     }
 }
 __device__ __forceinline__ bool mk_fuse_mlp_ok(int flags, int H, int I) {
-    return (flags & MK_FUSE_MLP) && H % 16 == 0 && (I + (int)gridDim.x - 1) / (int)gridDim.x <= 120;
+    return (flags & MK_FUSE_MLP) && H % 16 == 0 && (I + (int)MK_GRID - 1) / (int)MK_GRID <= 120;
 }
 __device__ __forceinline__ void mk_down_load(uint4 (&wb)[8], const u16* __restrict__ Wd, int I, const MkSlice& s, int bt) {
     int lane = threadIdx.x & 31, k = lane & 15;
@@ -1527,8 +1565,18 @@ __device__ unsigned mk_smid[1024];
 #endif
 template <int HD>
 __device__ __forceinline__ void mk_decode(const MkArgs& a) {
+#ifdef MK_VIRTUAL_BLOCKS
+    if (threadIdx.x == 0) {
+        unsigned s_;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(s_));
+        mk_vb_s = mk_smvid[s_];
+        mk_vg_s = mk_vgrid_g;
+    }
+    __syncthreads();
+    if (mk_vb_s < 0) return;   // (this multiprocessor sits out: every barrier counts mkvg() arrivals)
+#endif
 #ifdef MK_SMID_TRACE
-    if (threadIdx.x == 0) { unsigned s_; asm volatile("mov.u32 %0, %%smid;" : "=r"(s_)); mk_smid[blockIdx.x] = s_; }
+    if (threadIdx.x == 0) { unsigned s_; asm volatile("mov.u32 %0, %%smid;" : "=r"(s_)); mk_smid[MK_BID] = s_; }
 #endif
     extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch
     __shared__ float red[33];
@@ -1539,23 +1587,23 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     u64 gen = 0, gen2 = 0;   // (thread 0) the arrival counts when this launch began
     int tk = 0;
     if (threadIdx.x == 0) {
-        gen = ld_acquire_u64(a.bar) / gridDim.x * gridDim.x;
-        gen2 = ld_acquire_u64(a.bar + 1) / gridDim.x * gridDim.x;
+        gen = ld_acquire_u64(a.bar) / MK_GRID * MK_GRID;
+        gen2 = ld_acquire_u64(a.bar + 1) / MK_GRID * MK_GRID;
     }
     int tok = ld_i(a.tokens), p = ld_i(a.pos), slot = ld_i(a.slot);
     int H = a.H, I = a.I, QD = a.nh * HD, QKV = (a.nh + 2 * a.nkv) * HD;
     bool early = (a.flags & MK_EARLY) != 0;
     // (one-pass attention only; every head needs a block)
-    bool split = (a.flags & MK_SPLIT_O) && (a.flags & MK_ONE_PASS_ATTN) && (int)gridDim.x >= a.nh;
+    bool split = (a.flags & MK_SPLIT_O) && (a.flags & MK_ONE_PASS_ATTN) && (int)MK_GRID >= a.nh;
     int oh = 0, or0 = 0, or1 = 0;
     if (split) mk_o_part(a, oh, or0, or1);
-    bool oBlock = split && (int)blockIdx.x < a.nh * ((int)gridDim.x / a.nh);
+    bool oBlock = split && (int)MK_BID < a.nh * ((int)MK_GRID / a.nh);
     // long contexts: the head's blocks split its positions (from MK_ATTN_SPLIT_MIN on; every layer of the step alike)
     MkAttnSplit asp{0, 0, 0};
     {
-        int bph = (int)gridDim.x / max(1, a.nh), start = a.window > 0 ? max(0, p - a.window + 1) : 0;
+        int bph = (int)MK_GRID / max(1, a.nh), start = a.window > 0 ? max(0, p - a.window + 1) : 0;
         if (oBlock && bph > 1 && (p - start + 1 >= MK_ATTN_SPLIT_MIN || (a.flags & MK_SPLIT_ATTN))) {
-            asp.part = blockIdx.x % bph;
+            asp.part = MK_BID % bph;
             asp.nsp = bph;
             if (threadIdx.x == 0) asp.target = ld_acquire_u64(a.bar + 2 + oh) / bph * bph;   // (+ bph per layer below)
         }
@@ -1574,10 +1622,10 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
         // qkv
-        mk_stage_norm(a.acco, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && blockIdx.x == 0 ? a.acco : nullptr, w.attnNorm, gpre, early,
+        mk_stage_norm(a.acco, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && MK_BID == 0 ? a.acco : nullptr, w.attnNorm, gpre, early,
                       mk_smem, H, red);
         mk_bt(a.btrace, 2 * tk);
-        if ((a.flags & MK_PREFETCH_KV) && (int)blockIdx.x < a.nh) mk_prefetch_kv<HD>(a, l, blockIdx.x, p, slot);
+        if ((a.flags & MK_PREFETCH_KV) && (int)MK_BID < a.nh) mk_prefetch_kv<HD>(a, l, MK_BID, p, slot);
         mk_gemv_qkv_sk(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, mk_rs(red, H, a.eps));
         if (split) {
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] { if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0); });
@@ -1585,7 +1633,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             if (oBlock) {   // (block 0 always is one)
                 if (threadIdx.x == 0) asp.target += asp.nsp;
                 mk_attn_one_pass<HD>(a, l, oh, p, slot, mk_smem, ho, asp.nsp ? &asp : nullptr);   // (ends with __syncthreads)
-                if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
+                if (threadIdx.x == 0 && MK_BID == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
                 mk_bt(a.btrace, 2 * tk);
                 mk_bt(a.btrace, 2 * tk + 1);
                 mk_bt(a.btrace, 2 * tk + 2);   // (the o part: its input is the head's attention output)
@@ -1595,7 +1643,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             // (the trace's attention "barrier": block 0's end of attention; no arrivals, so the barrier count's base
             // moves back one grid for the later barriers' targets)
             tk++;
-            if (threadIdx.x == 0) gen -= gridDim.x;
+            if (threadIdx.x == 0) gen -= MK_GRID;
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] {
                 mk_preload<2>(wb, w.wgu, 2 * I, H, gsl);
                 gpre = mk_gamma(w.mlpNorm, H, a.flags);
@@ -1604,8 +1652,8 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
             // attention, one block per head; the other blocks start on the o weights meanwhile (splitting each head's
             // positions over four blocks instead was slower: the o weights then came from memory, run 9)
-            if ((int)blockIdx.x < a.nh) {
-                for (int h = blockIdx.x; h < a.nh; h += gridDim.x) {
+            if ((int)MK_BID < a.nh) {
+                for (int h = MK_BID; h < a.nh; h += MK_GRID) {
                     if (a.flags & MK_ONE_PASS_ATTN) mk_attn_one_pass<HD>(a, l, h, p, slot, mk_smem);
                     else attn_token_impl<HD, MK_NT>(a.qkv, a.kc + (i64)l * a.layerElems, a.vc + (i64)l * a.layerElems, a.attn, a.slot, a.pos,
                                                     a.nh, a.nkv, a.maxCtx, a.window, a.scale, 0, h, mk_smem);
@@ -1613,8 +1661,8 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
                 }
             } else if (a.flags & MK_PREFETCH_O) {
                 i64 lines = (i64)H * QD * 2 / 128;
-                int helpers = gridDim.x - a.nh;
-                for (i64 i = (i64)(blockIdx.x - a.nh) * MK_NT + threadIdx.x; i < lines; i += (i64)helpers * MK_NT)
+                int helpers = MK_GRID - a.nh;
+                for (i64 i = (i64)(MK_BID - a.nh) * MK_NT + threadIdx.x; i < lines; i += (i64)helpers * MK_NT)
                     asm volatile("prefetch.global.L2 [%0];" :: "l"((const char*)w.wo + i * 128));
             }
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] { mk_preload<1>(wb, w.wo, H, QD); });
@@ -1638,15 +1686,15 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             int warp = threadIdx.x >> 5;
             if (warp * 16 < H) mk_down_load(wb, dBlk ? w.wdownB : w.wdown, I, ms, warp);   // (the warp's first down batch, in flight while the block finishes)
             // (in practice passed at once: the stagings ended ~50 us ago)
-            if (threadIdx.x == 0) mk_wait(a.bar + 1, gen2 + (u64)(l + 1) * gridDim.x, a.flags, "the MLP stagings of layer", l);
+            if (threadIdx.x == 0) mk_wait(a.bar + 1, gen2 + (u64)(l + 1) * MK_GRID, a.flags, "the MLP stagings of layer", l);
             __syncthreads();
             // (the trace's gate/up "barrier": the block's end of gate/up; no arrivals, as for attention above)
             mk_bt(a.btrace, 2 * tk + 1);
-            if (threadIdx.x == 0 && blockIdx.x == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
+            if (threadIdx.x == 0 && MK_BID == 0) a.trace[2 * tk] = a.trace[2 * tk + 1] = globaltimer();
             tk++;
-            if (threadIdx.x == 0) gen -= gridDim.x;
+            if (threadIdx.x == 0) gen -= MK_GRID;
             mk_bt(a.btrace, 2 * tk);
-            mk_down_slice(wb, dBlk ? w.wdownB : w.wdown, blockIdx.x == gridDim.x - 1 ? w.bdown : nullptr, H, I, ms, actS, a.acco);
+            mk_down_slice(wb, dBlk ? w.wdownB : w.wdown, MK_BID == MK_GRID - 1 ? w.bdown : nullptr, H, I, ms, actS, a.acco);
         } else {
             mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] { mk_preload<1>(wb, w.wdown, H, I); });
@@ -1677,14 +1725,14 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         int ix = bi[0];
         for (int k = 1; k < MK_W; k++)
             if (bv[k] > v || (bv[k] == v && bi[k] < ix)) { v = bv[k]; ix = bi[k]; }
-        a.candV[blockIdx.x] = v;
-        a.candI[blockIdx.x] = ix;
+        a.candV[MK_BID] = v;
+        a.candI[MK_BID] = ix;
     }
     mk_sync(a.bar, gen, a.trace, tk, a.flags, a.btrace);
-    if (blockIdx.x == 0 && warp == 0) {
+    if (MK_BID == 0 && warp == 0) {
         float v = NEG_INF;
         int ix = 0x7fffffff;
-        for (int k = lane; k < (int)gridDim.x; k += 32) {
+        for (int k = lane; k < (int)MK_GRID; k += 32) {
             float cv = ld_cg(a.candV + k);
             int ci = ld_cg_i(a.candI + k);
             if (cv > v || (cv == v && ci < ix)) { v = cv; ix = ci; }

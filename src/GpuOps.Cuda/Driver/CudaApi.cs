@@ -160,6 +160,7 @@ public static unsafe partial class CudaApi
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuModuleLoadData(IntPtr* module, void* image);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuModuleUnload(IntPtr module);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
+    [LibraryImport(NativeLibraries.CudaName, EntryPoint = "cuModuleGetGlobal_v2")] public static partial int cuModuleGetGlobal(ulong* dptr, nuint* bytes, IntPtr module, byte* name);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuFuncGetAttribute(int* value, int attribute, IntPtr function);
     [LibraryImport(NativeLibraries.CudaName)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, IntPtr function, int blockSize, nuint dynamicSMemSize);

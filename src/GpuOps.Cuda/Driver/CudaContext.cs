@@ -268,6 +268,16 @@ public sealed unsafe class CudaModule : IDisposable
         }
     }
 
+    /// <summary>A module-scope __device__ variable (extern "C" name): its device address and size in bytes.</summary>
+    public (ulong Address, long Bytes) Global(string name)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(name + "\0");
+        ulong p;
+        nuint n;
+        fixed (byte* b = bytes) Check(cuModuleGetGlobal(&p, &n, _module, b), $"cuModuleGetGlobal({Name}:{name})");
+        return (p, (long)n);
+    }
+
     public void Dispose()
     {
         if (_module == IntPtr.Zero) return;

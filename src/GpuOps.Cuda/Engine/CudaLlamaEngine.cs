@@ -436,7 +436,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public bool Persistent;
         public ulong MkCache;   // the cache and variant flags the argument block was written for
         public int MkFlags;
-        public int MkGrid;      // the persistent kernel's grid of the last step (0: none yet)
+        public int MkGrid;      // the persistent kernel's configuration of the last step: work grid x 4096 + multiprocessors sitting out (0: none yet)
+        public int MkWorkGrid;  // the grid its work was divided for (its block trace's width)
         public int Runs;
 
         public void Dispose()
@@ -519,7 +520,10 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (persistent)
         {
             // batch 1: the whole step (argmax and the decode-state advance included) in one persistent kernel
-            K($"decode_b1_hd{Hd}", G(_mkGrid), MkThreads, MkSharedBytes(cache.MaxContext), ws.Mk);
+            var ev = _profile is null ? null : Ctx.CreateEvent();
+            ev?.Record(Ctx.Stream);
+            Launcher.Launch((_mkModule ?? Module).Function($"decode_b1_hd{Hd}"), $"decode_b1_hd{Hd}", Ctx.Stream, G(_mkGrid), MkThreads, MkSharedBytes(cache.MaxContext), new KernelArg[] { ws.Mk });
+            if (ev is not null) EndProfile($"decode_b1_hd{Hd}", ev);
             PersistentSteps++;
             return;
         }
@@ -629,7 +633,92 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     public bool PersistentDecode { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT") != "0";
 
     internal const int MkThreads = 512;
-    private int _mkGrid, _mkSmemSet;
+    private int _mkGrid, _mkWorkGrid, _mkSmemSet, _mkSmemSetSitOut;
+    private CudaModule? _mkModule, _sitOutModule;
+    private int[]? _smFastFirst;   // the multiprocessors (%smid) by streaming time, fastest first (sm_rate, measured once)
+    private int _sitOutWritten = -1;
+
+    /// <summary>
+    /// Multiprocessors that sit out the persistent kernel (GPUOPS_ENGINE_SIT_OUT; 0, the default: none): it is launched
+    /// with one block per multiprocessor from a second build of llama.cu (MK_VIRTUAL_BLOCKS) in which each block takes its
+    /// work id from a table by %smid, and the work is divided for the others. The ones sitting out are the fastest
+    /// streamers (sm_rate over the lm_head weights, measured once per engine): in the decode harness, 4 of 132 sitting out
+    /// so gave 254.5-255.2 tok/s against 252.0-253.1 with every multiprocessor and 251.8-252.3 for a plain 128-block
+    /// launch (bench/notes/cuda-engine.md, session 9). Ignored while <see cref="PersistentGrid"/> is set.
+    /// </summary>
+    internal int PersistentSitOut { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_SIT_OUT"), out var so) ? so : 0;
+
+    /// <summary>The multiprocessors that sat out the last persistent decode (%smid), empty where none did.</summary>
+    internal IReadOnlyList<int> SittingOut { get; private set; } = Array.Empty<int>();
+
+    /// <summary>llama.cu built with MK_VIRTUAL_BLOCKS (made on first use; NVRTC, cached on disk like the main build).</summary>
+    private CudaModule SitOutModule()
+    {
+        if (_sitOutModule is null)
+        {
+            var cubin = KernelCache.Shared.GetCubin("engine/llama.cu", Ctx.Major, Ctx.Minor, extraOptions: new[] { "-DMK_VIRTUAL_BLOCKS" });
+            _sitOutModule = new CudaModule(Ctx, cubin, "engine/llama.cu (MK_VIRTUAL_BLOCKS)");
+        }
+
+        return _sitOutModule;
+    }
+
+    /// <summary>
+    /// The work-id table of the sit-out build: the <paramref name="sitOut"/> fastest multiprocessors get -1, the others
+    /// 0.. in %smid order. Measures the multiprocessors' streaming times first (once): sm_rate, one block per
+    /// multiprocessor, each reading its share of the lm_head weights, five timed runs after one warm-up.
+    /// </summary>
+    private void WriteSitOutTable(int sitOut)
+    {
+        if (_sitOutWritten == sitOut) return;
+        int sms = Ctx.MultiprocessorCount;
+        if (_smFastFirst is null)
+        {
+            long per = (long)V * H / 8 / sms;
+            ulong buf = Ctx.Allocate(16L * sms, "the multiprocessors' streaming times");
+            try
+            {
+                var host = new ulong[2 * sms];
+                var total = new Dictionary<int, double>();
+                for (int r = 0; r < 6; r++)
+                {
+                    K("sm_rate", G(sms), 512, 0, Output, per, buf);
+                    Ctx.Synchronize();
+                    fixed (ulong* hp = host) Check(cuMemcpyDtoH(hp, buf, (nuint)(16 * sms)), "cuMemcpyDtoH(sm_rate)");
+                    for (int b = 0; b < sms; b++)
+                    {
+                        int id = (int)host[2 * b];
+                        if (id >= 1024) throw new GpuOpsException("SmIdOutOfRange", ErrorCategory.NotImplemented, $"Multiprocessor id {id} is beyond the sit-out table's 1024.", id);
+                        total[id] = (r == 0 ? 0 : total.GetValueOrDefault(id)) + (r == 0 ? 0 : host[2 * b + 1]);
+                    }
+                }
+
+                if (total.Count != sms)
+                    throw new GpuOpsException("SmIdsNotDistinct", ErrorCategory.InvalidResult, $"sm_rate saw {total.Count} distinct multiprocessors of {sms}.", total.Count);
+                _smFastFirst = total.OrderBy(x => x.Value).ThenBy(x => x.Key).Select(x => x.Key).ToArray();
+            }
+            finally
+            {
+                Ctx.Free(buf);
+            }
+        }
+
+        var table = new int[1024];
+        Array.Fill(table, -1);
+        var out_ = new HashSet<int>(_smFastFirst.Take(sitOut));
+        int vid = 0;
+        foreach (int id in _smFastFirst.OrderBy(x => x))
+            if (!out_.Contains(id)) table[id] = vid++;
+        var m = SitOutModule();
+        var (tp, tb) = m.Global("mk_smvid");
+        var (gp, _) = m.Global("mk_vgrid_g");
+        if (tb != 4 * 1024) throw new GpuOpsException("SitOutTableSize", ErrorCategory.InvalidResult, $"mk_smvid has {tb} bytes, not {4 * 1024}.", tb);
+        Ctx.Synchronize();
+        fixed (int* p = table) Check(cuMemcpyHtoD(tp, p, (nuint)(4 * 1024)), "cuMemcpyHtoD(mk_smvid)");
+        Check(cuMemcpyHtoD(gp, &vid, 4), "cuMemcpyHtoD(mk_vgrid_g)");
+        SittingOut = out_.OrderBy(x => x).ToArray();
+        _sitOutWritten = sitOut;
+    }
 
     /// <summary>Dynamic shared memory of decode_b1_*: the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
     internal int MkSharedBytes(int maxContext) =>
@@ -645,19 +734,28 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (ws.Mk == 0) return false;
         int smem = MkSharedBytes(cache.MaxContext);
         if (smem > Ctx.MaxSharedMemoryPerBlockOptin) return false;
-        var f = Module.Function($"decode_b1_hd{Hd}");
-        if (smem > _mkSmemSet)
+        int sms = Ctx.MultiprocessorCount;
+        int sitOut = PersistentGrid > 0 ? 0 : Math.Clamp(PersistentSitOut, 0, sms - 1);
+        var module = sitOut > 0 ? SitOutModule() : Module;
+        var f = module.Function($"decode_b1_hd{Hd}");
+        ref int smemSet = ref sitOut > 0 ? ref _mkSmemSetSitOut : ref _mkSmemSet;
+        if (smem > smemSet)
         {
             Check(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem), "cuFuncSetAttribute(decode_b1)");
-            _mkSmemSet = smem;
+            smemSet = smem;
         }
 
         int perSm;
         Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, f, MkThreads, (nuint)smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode_b1)");
         if (perSm < 1) return false;
-        int sms = Ctx.MultiprocessorCount;
-        _mkGrid = PersistentGrid > 0 ? Math.Min(PersistentGrid, sms) : sms;
-        if (dg.MkGrid != _mkGrid)
+        // the launch grid and the grid the work is divided for: the same, or (sit-out) one block per multiprocessor of which
+        // sms - sitOut take work ids
+        _mkGrid = sitOut > 0 ? sms : PersistentGrid > 0 ? Math.Min(PersistentGrid, sms) : sms;
+        _mkWorkGrid = _mkGrid - sitOut;
+        if (sitOut > 0) WriteSitOutTable(sitOut);
+        _mkModule = module;
+        int key = _mkWorkGrid * 4096 + sitOut;
+        if (dg.MkGrid != key)
         {
             // the barrier counts grow by the grid per barrier and each launch rounds them down to a multiple of its grid:
             // start them from zero for another grid (stream-ordered after the earlier launches); the graph holds the old grid
@@ -665,11 +763,12 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 Check(cuMemsetD8Async(ws.MkBar, 0, (nuint)(8L * (2 + Nh)), Ctx.Stream), "cuMemsetD8Async(barrier)");
             dg.Graph?.Dispose();
             dg.Graph = null;
-            dg.MkGrid = _mkGrid;
+            dg.MkGrid = key;
+            dg.MkWorkGrid = _mkWorkGrid;
         }
 
         int flags = PersistentFlags;
-        if ((flags & MkDownBlocked) != 0 && !EnsureDownBlocked(_mkGrid, flags)) flags &= ~MkDownBlocked;
+        if ((flags & MkDownBlocked) != 0 && !EnsureDownBlocked(_mkWorkGrid, flags)) flags &= ~MkDownBlocked;
         if (dg.MkCache == cache.Keys(0) && dg.MkFlags == flags) return true;
         var args = new MkArgs
         {
@@ -728,7 +827,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     internal IReadOnlyList<(string Phase, double StagedMed, double StagedMax, double ArriveMin, double ArriveMed, double ArriveMax, double Release)> PersistentBlockTrace(IKvCache kv)
     {
         var (ws, t) = ReadTrace(kv);
-        int n = t.Length / 2, grid = ((CudaKvCache)kv).Graph(1).MkGrid;
+        int n = t.Length / 2, grid = ((CudaKvCache)kv).Graph(1).MkWorkGrid;
         var b = new ulong[2L * n * grid];
         fixed (ulong* bp = b) Check(cuMemcpyDtoH(bp, ws.MkBTrace, (nuint)(b.Length * 8)), "cuMemcpyDtoH(block trace)");
         var list = new List<(string, double, double, double, double, double, double)>();
@@ -796,8 +895,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// </summary>
     internal int PersistentGrid { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_GRID"), out var g) ? g : 0;
 
-    /// <summary>The grid of the last batch-1 persistent decode (0: none yet).</summary>
-    internal int PersistentGridInUse => _mkGrid;
+    /// <summary>The grid the last batch-1 persistent decode divided its work for (0: none yet).</summary>
+    internal int PersistentGridInUse => _mkWorkGrid;
 
     /// <summary>Multiprocessors of the engine's GPU.</summary>
     internal int MultiprocessorCount => Ctx.MultiprocessorCount;
@@ -1120,6 +1219,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             _scratch?.Dispose();
             Gemm.Dispose();
             Module.Dispose();
+            _sitOutModule?.Dispose();
             Ctx.Free(InvFreq);
             Ctx.Free(LayerTable);
             if (_downBlocked != 0) Ctx.Free(_downBlocked);

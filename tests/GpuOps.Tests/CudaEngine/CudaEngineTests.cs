@@ -217,15 +217,16 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
             {
                 using var cache = e.CreateCache(1, ids.Length + 1);
                 var got = new float[ids.Length * Vocab];
+                // (PersistentSteps counts the kernels enqueued or captured, not the graph's replays: once per run)
+                long before = e.PersistentSteps;
                 for (int t = 0; t < ids.Length; t++)
                 {
                     e.PersistentGrid = gridAt(t);
-                    long before = e.PersistentSteps;
                     e.Forward(cache, new[] { new SequenceChunk(0, new[] { ids[t] }) }, false)[0].CopyTo(got, t * Vocab);
-                    Assert.Equal(persistent, e.PersistentSteps > before);
                     if (persistent) Assert.Equal(gridAt(t) > 0 ? Math.Min(gridAt(t), sms) : sms, e.PersistentGridInUse);
                 }
 
+                Assert.Equal(persistent, e.PersistentSteps > before);
                 return got;
             }
             finally
@@ -245,6 +246,53 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         Assert.Equal(mixed, mixed2);
         for (int t = 0; t < ids.Length; t++)
             Assert.Equal(Sampler.ArgMax(multi.AsSpan(t * Vocab, Vocab)), Sampler.ArgMax(mixed.AsSpan(t * Vocab, Vocab)));
+    }
+
+    /// <summary>
+    /// Multiprocessors sitting out (CudaLlamaEngine.PersistentSitOut: one block per multiprocessor from the
+    /// MK_VIRTUAL_BLOCKS build, work ids by %smid): the same work division as a launch of that many blocks, so the same
+    /// bits, whichever multiprocessors take which work ids.
+    /// </summary>
+    [GpuFact]
+    public void SitOutGivesTheBitsOfTheSameWorkGrid()
+    {
+        var e = (CudaLlamaEngine)fx.Handle.Engine;
+        var p = fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last();
+        var ids = Ints(p.GetProperty("ids"));
+        int sms = e.MultiprocessorCount;
+        float[] Run(int grid, int sitOut)
+        {
+            e.PersistentGrid = grid;
+            e.PersistentSitOut = sitOut;
+            try
+            {
+                using var cache = e.CreateCache(1, ids.Length + 1);
+                var got = new float[ids.Length * Vocab];
+                // (PersistentSteps counts the kernels enqueued or captured, not the graph's replays: once per run)
+                long before = e.PersistentSteps;
+                for (int t = 0; t < ids.Length; t++)
+                {
+                    e.Forward(cache, new[] { new SequenceChunk(0, new[] { ids[t] }) }, false)[0].CopyTo(got, t * Vocab);
+                    Assert.Equal(sms - 4, e.PersistentGridInUse);
+                }
+
+                Assert.True(e.PersistentSteps > before, "the persistent kernel ran");
+                return got;
+            }
+            finally
+            {
+                e.PersistentGrid = 0;
+                e.PersistentSitOut = 0;
+            }
+        }
+
+        var plain = Run(sms - 4, 0);
+        var sitting = Run(0, 4);
+        output.WriteLine($"sitting out: {string.Join(' ', e.SittingOut)} of {sms} multiprocessors");
+        Assert.Equal(4, e.SittingOut.Count);
+        Assert.Equal(plain, sitting);
+        var again = Run(0, 4);
+        Assert.Equal(sitting, again);
     }
 
     [GpuFact]
