@@ -198,6 +198,39 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
     }
 
     /// <summary>
+    /// Batch-1 decode of the fixture's last reference ids one Forward at a time on one cache, with the persistent kernel
+    /// (or the multi-kernel path), step t at PersistentGrid gridAt(t) and PersistentSitOut sitOut; checks the work grid of
+    /// every step (<paramref name="workGrid"/>) and that the persistent kernel ran. Returns every step's logits.
+    /// </summary>
+    private float[] DecodeSteps(CudaLlamaEngine e, int[] ids, bool persistent, Func<int, int> gridAt, int sitOut, Func<int, int> workGrid)
+    {
+        e.PersistentDecode = persistent;
+        e.PersistentSitOut = sitOut;
+        try
+        {
+            using var cache = e.CreateCache(1, ids.Length + 1);
+            var got = new float[ids.Length * Vocab];
+            // (PersistentSteps counts the kernels enqueued or captured, not the graph's replays: checked once per run)
+            long before = e.PersistentSteps;
+            for (int t = 0; t < ids.Length; t++)
+            {
+                e.PersistentGrid = gridAt(t);
+                e.Forward(cache, new[] { new SequenceChunk(0, new[] { ids[t] }) }, false)[0].CopyTo(got, t * Vocab);
+                if (persistent) Assert.Equal(workGrid(t), e.PersistentGridInUse);
+            }
+
+            Assert.Equal(persistent, e.PersistentSteps > before);
+            return got;
+        }
+        finally
+        {
+            e.PersistentDecode = true;
+            e.PersistentGrid = 0;
+            e.PersistentSitOut = 0;
+        }
+    }
+
+    /// <summary>
     /// The persistent kernel's grid (CudaLlamaEngine.PersistentGrid) changed in the middle of a sequence, on one cache:
     /// the grid-barrier counts restart and the step's graph is captured again, and every grid (other fused-MLP slices and
     /// o-row splits, so other sums) agrees with the multi-kernel path as the default does; the same grid twice gives the
@@ -207,39 +240,14 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
     public void PersistentGridCanChangeMidSequence()
     {
         var e = (CudaLlamaEngine)fx.Handle.Engine;
-        var p = fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last();
-        var ids = Ints(p.GetProperty("ids"));
+        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
         int sms = e.MultiprocessorCount;
-        float[] Run(bool persistent, Func<int, int> gridAt)
-        {
-            e.PersistentDecode = persistent;
-            try
-            {
-                using var cache = e.CreateCache(1, ids.Length + 1);
-                var got = new float[ids.Length * Vocab];
-                // (PersistentSteps counts the kernels enqueued or captured, not the graph's replays: once per run)
-                long before = e.PersistentSteps;
-                for (int t = 0; t < ids.Length; t++)
-                {
-                    e.PersistentGrid = gridAt(t);
-                    e.Forward(cache, new[] { new SequenceChunk(0, new[] { ids[t] }) }, false)[0].CopyTo(got, t * Vocab);
-                    if (persistent) Assert.Equal(gridAt(t) > 0 ? Math.Min(gridAt(t), sms) : sms, e.PersistentGridInUse);
-                }
-
-                Assert.Equal(persistent, e.PersistentSteps > before);
-                return got;
-            }
-            finally
-            {
-                e.PersistentDecode = true;
-                e.PersistentGrid = 0;
-            }
-        }
-
         int[] grids = { 0, sms - 4, sms - 4, 100, 0, sms - 4 };
-        var multi = Run(false, _ => 0);
-        var mixed = Run(true, t => grids[t * grids.Length / ids.Length]);
-        var mixed2 = Run(true, t => grids[t * grids.Length / ids.Length]);
+        int GridAt(int t) => grids[t * grids.Length / ids.Length];
+        int WorkGrid(int t) => GridAt(t) > 0 ? Math.Min(GridAt(t), sms) : sms;
+        var multi = DecodeSteps(e, ids, false, _ => 0, 0, _ => 0);
+        var mixed = DecodeSteps(e, ids, true, GridAt, 0, WorkGrid);
+        var mixed2 = DecodeSteps(e, ids, true, GridAt, 0, WorkGrid);
         double d = ReferenceLlama.RelativeError(mixed, multi);
         output.WriteLine($"grids {string.Join(", ", grids)} over {ids.Length} steps ({sms} multiprocessors): relative difference to the multi-kernel path {d:E2}");
         Assert.InRange(d, 0, 1e-3);
@@ -257,42 +265,14 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
     public void SitOutGivesTheBitsOfTheSameWorkGrid()
     {
         var e = (CudaLlamaEngine)fx.Handle.Engine;
-        var p = fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last();
-        var ids = Ints(p.GetProperty("ids"));
+        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
         int sms = e.MultiprocessorCount;
-        float[] Run(int grid, int sitOut)
-        {
-            e.PersistentGrid = grid;
-            e.PersistentSitOut = sitOut;
-            try
-            {
-                using var cache = e.CreateCache(1, ids.Length + 1);
-                var got = new float[ids.Length * Vocab];
-                // (PersistentSteps counts the kernels enqueued or captured, not the graph's replays: once per run)
-                long before = e.PersistentSteps;
-                for (int t = 0; t < ids.Length; t++)
-                {
-                    e.Forward(cache, new[] { new SequenceChunk(0, new[] { ids[t] }) }, false)[0].CopyTo(got, t * Vocab);
-                    Assert.Equal(sms - 4, e.PersistentGridInUse);
-                }
-
-                Assert.True(e.PersistentSteps > before, "the persistent kernel ran");
-                return got;
-            }
-            finally
-            {
-                e.PersistentGrid = 0;
-                e.PersistentSitOut = 0;
-            }
-        }
-
-        var plain = Run(sms - 4, 0);
-        var sitting = Run(0, 4);
+        var plain = DecodeSteps(e, ids, true, _ => sms - 4, 0, _ => sms - 4);
+        var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
         output.WriteLine($"sitting out: {string.Join(' ', e.SittingOut)} of {sms} multiprocessors");
         Assert.Equal(4, e.SittingOut.Count);
         Assert.Equal(plain, sitting);
-        var again = Run(0, 4);
-        Assert.Equal(sitting, again);
+        Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
     }
 
     [GpuFact]
