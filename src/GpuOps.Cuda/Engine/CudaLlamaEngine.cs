@@ -451,11 +451,13 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     // ------------------------------------------------------------------ kernels
 
-    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args)
+    private void K(string name, (int, int, int) grid, int block, int shared, params KernelArg[] args) => K(Module, name, grid, block, shared, args);
+
+    private void K(CudaModule module, string name, (int, int, int) grid, int block, int shared, params KernelArg[] args)
     {
         var ev = _profile is null ? null : Ctx.CreateEvent();
         ev?.Record(Ctx.Stream);
-        Launcher.Launch(Module.Function(name), name, Ctx.Stream, grid, block, shared, args);
+        Launcher.Launch(module.Function(name), name, Ctx.Stream, grid, block, shared, args);
         if (ev is not null) EndProfile(name, ev);
     }
 
@@ -520,10 +522,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (persistent)
         {
             // batch 1: the whole step (argmax and the decode-state advance included) in one persistent kernel
-            var ev = _profile is null ? null : Ctx.CreateEvent();
-            ev?.Record(Ctx.Stream);
-            Launcher.Launch((_mkModule ?? Module).Function($"decode_b1_hd{Hd}"), $"decode_b1_hd{Hd}", Ctx.Stream, G(_mkGrid), MkThreads, MkSharedBytes(cache.MaxContext), new KernelArg[] { ws.Mk });
-            if (ev is not null) EndProfile($"decode_b1_hd{Hd}", ev);
+            K(_mkModule ?? Module, $"decode_b1_hd{Hd}", G(_mkGrid), MkThreads, MkSharedBytes(cache.MaxContext), ws.Mk);
             PersistentSteps++;
             return;
         }
@@ -689,7 +688,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                     {
                         int id = (int)host[2 * b];
                         if (id >= 1024) throw new GpuOpsException("SmIdOutOfRange", ErrorCategory.NotImplemented, $"Multiprocessor id {id} is beyond the sit-out table's 1024.", id);
-                        total[id] = (r == 0 ? 0 : total.GetValueOrDefault(id)) + (r == 0 ? 0 : host[2 * b + 1]);
+                        total[id] = r == 0 ? 0 : total.GetValueOrDefault(id) + host[2 * b + 1];   // (run 0: warm-up)
                     }
                 }
 
