@@ -436,8 +436,8 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public bool Persistent;
         public ulong MkCache;   // the cache and variant flags the argument block was written for
         public int MkFlags;
-        public int MkGrid;      // the persistent kernel's configuration of the last step: work grid x 4096 + multiprocessors sitting out (0: none yet)
-        public int MkWorkGrid;  // the grid its work was divided for (its block trace's width)
+        public int MkWorkGrid;  // the grid the persistent kernel's last step divided its work for (its block trace's width; 0: none yet)
+        public int MkSitOut;    // and the multiprocessors that sat it out
         public int Runs;
 
         public void Dispose()
@@ -753,17 +753,16 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         _mkWorkGrid = _mkGrid - sitOut;
         if (sitOut > 0) WriteSitOutTable(sitOut);
         _mkModule = module;
-        int key = _mkWorkGrid * 4096 + sitOut;
-        if (dg.MkGrid != key)
+        if (dg.MkWorkGrid != _mkWorkGrid || dg.MkSitOut != sitOut)
         {
             // the barrier counts grow by the grid per barrier and each launch rounds them down to a multiple of its grid:
             // start them from zero for another grid (stream-ordered after the earlier launches); the graph holds the old grid
-            if (dg.MkGrid != 0)
+            if (dg.MkWorkGrid != 0)
                 Check(cuMemsetD8Async(ws.MkBar, 0, (nuint)(8L * (2 + Nh)), Ctx.Stream), "cuMemsetD8Async(barrier)");
             dg.Graph?.Dispose();
             dg.Graph = null;
-            dg.MkGrid = key;
             dg.MkWorkGrid = _mkWorkGrid;
+            dg.MkSitOut = sitOut;
         }
 
         int flags = PersistentFlags;
