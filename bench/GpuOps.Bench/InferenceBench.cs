@@ -269,7 +269,9 @@ public static class InferenceBench
                         var best = configs.MaxBy(c => byGrid[c.Name]);
                         engine.PersistentGrid = best.Grid;
                         engine.PersistentSitOut = best.SitOut;
-                        if (best.SitOut > 0) sitOutNote = $"multiprocessors sitting out: {string.Join(' ', engine.SittingOut)} (not the engine's default)";
+                        if (best.SitOut > 0) sitOutNote = $"multiprocessors sitting out: {string.Join(' ', engine.SittingOut)}" +
+                            (best.SitOut == engine.AutoSitOut ? " (the engine's default)" : "");
+                        else sitOutNote = best.Grid > 0 ? $"a plain launch of {best.Grid} blocks (not the engine's default)" : $"all {sms} multiprocessors (not the engine's default)";
                         ours["decode_b1_persistent_grid"] = best.Grid > 0 ? best.Grid : sms - best.SitOut;
                         Say($"  best persistent grid: {best.Name}");
                     }

@@ -638,14 +638,30 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     private int _sitOutWritten = -1;
 
     /// <summary>
-    /// Multiprocessors that sit out the persistent kernel (GPUOPS_ENGINE_SIT_OUT; 0, the default: none): it is launched
-    /// with one block per multiprocessor from a second build of llama.cu (MK_VIRTUAL_BLOCKS) in which each block takes its
-    /// work id from a table by %smid, and the work is divided for the others. The ones sitting out are the fastest
-    /// streamers (sm_rate over the lm_head weights, measured once per engine): in the decode harness, 4 of 132 sitting out
-    /// so gave 254.5-255.2 tok/s against 252.0-253.1 with every multiprocessor and 251.8-252.3 for a plain 128-block
-    /// launch (bench/notes/cuda-engine.md, session 9). Ignored while <see cref="PersistentGrid"/> is set.
+    /// Multiprocessors that sit out the persistent kernel (GPUOPS_ENGINE_SIT_OUT): -1, the default, picks
+    /// <see cref="AutoSitOut"/>; 0 none; n that many. With n &gt; 0 the kernel is launched with one block per multiprocessor
+    /// from a second build of llama.cu (MK_VIRTUAL_BLOCKS) in which each block takes its work id from a table by %smid, and
+    /// the work is divided for the others. The ones sitting out are the fastest streamers (sm_rate over the lm_head
+    /// weights, measured once per engine). For the 8B shape on 132 multiprocessors (4 sitting out, 128 work ids, every
+    /// phase divided evenly): decode harness 254.5-255.2 tok/s against 252.0-253.1 with every multiprocessor; bench sweeps
+    /// on two more H200s +0.6% over 132 blocks and +0.4..0.5% over a plain 128-block launch (bench/notes/cuda-engine.md,
+    /// sessions 9-10). Ignored while <see cref="PersistentGrid"/> is set.
     /// </summary>
-    internal int PersistentSitOut { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_SIT_OUT"), out var so) ? so : 0;
+    internal int PersistentSitOut { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_SIT_OUT"), out var so) ? so : -1;
+
+    /// <summary>
+    /// The default number of multiprocessors sitting out: the remainder of the multiprocessors over the query heads where
+    /// it is at most a tenth of them (then every working block is one of the same number of attention + o blocks per head;
+    /// the blocks left over would idle through that phase anyway), else 0. 4 for 32 heads on 132 multiprocessors.
+    /// </summary>
+    internal int AutoSitOut => AutoSitOutFor(Ctx.MultiprocessorCount, Nh);
+
+    internal static int AutoSitOutFor(int multiprocessors, int heads)
+    {
+        if (heads < 1 || multiprocessors < heads) return 0;
+        int r = multiprocessors % heads;
+        return r * 10 <= multiprocessors ? r : 0;
+    }
 
     /// <summary>The multiprocessors that sat out the last persistent decode (%smid), empty where none did.</summary>
     internal IReadOnlyList<int> SittingOut { get; private set; } = Array.Empty<int>();
@@ -734,7 +750,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         int smem = MkSharedBytes(cache.MaxContext);
         if (smem > Ctx.MaxSharedMemoryPerBlockOptin) return false;
         int sms = Ctx.MultiprocessorCount;
-        int sitOut = PersistentGrid > 0 ? 0 : Math.Clamp(PersistentSitOut, 0, sms - 1);
+        int sitOut = PersistentGrid > 0 ? 0 : Math.Clamp(PersistentSitOut < 0 ? AutoSitOut : PersistentSitOut, 0, sms - 1);
         var module = sitOut > 0 ? SitOutModule() : Module;
         var f = module.Function($"decode_b1_hd{Hd}");
         ref int smemSet = ref sitOut > 0 ? ref _mkSmemSetSitOut : ref _mkSmemSet;

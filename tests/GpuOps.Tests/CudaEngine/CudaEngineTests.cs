@@ -226,7 +226,7 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         {
             e.PersistentDecode = true;
             e.PersistentGrid = 0;
-            e.PersistentSitOut = 0;
+            e.PersistentSitOut = -1;
         }
     }
 

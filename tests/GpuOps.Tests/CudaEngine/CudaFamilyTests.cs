@@ -34,6 +34,21 @@ public class CudaFamilyTests(ITestOutputHelper output)
         return same;
     }
 
+    /// <summary>
+    /// The persistent kernel's default number of multiprocessors sitting out (CudaLlamaEngine.AutoSitOut): the remainder
+    /// over the query heads where it is at most a tenth of the multiprocessors, else none.
+    /// </summary>
+    [Theory]
+    [InlineData(132, 32, 4)]    // H100 / H200 SXM, Llama-3-8B: 128 work ids, 4 a head
+    [InlineData(132, 4, 0)]     // divides evenly
+    [InlineData(114, 32, 0)]    // H100 PCIe: 18 left over, too many to idle
+    [InlineData(132, 28, 0)]    // 20 left over
+    [InlineData(66, 64, 2)]
+    [InlineData(16, 32, 0)]     // fewer multiprocessors than heads
+    [InlineData(132, 0, 0)]
+    public void SitOutDefaultIsTheRemainderOverTheHeads(int multiprocessors, int heads, int expected) =>
+        Assert.Equal(expected, CudaLlamaEngine.AutoSitOutFor(multiprocessors, heads));
+
     [GpuTheory]
     [InlineData("qwen2: q/k/v bias, tied embeddings, head_dim 64")]
     [InlineData("mistral: sliding window 5, head_dim 128, 4 q heads per kv head")]
