@@ -905,6 +905,9 @@ struct MkArgs {
 #ifndef MK_ATTN_SPLIT_MIN
 #define MK_ATTN_SPLIT_MIN 640      // positions from which a head's blocks split its attention (mk_attn_one_pass)
 #endif
+#ifndef MK_ATTN_P
+#define MK_ATTN_P 4   // positions a thread loads per attention round (G = MK_NT / (hd / 8) groups: 128 positions a round at hd 128)
+#endif
 #define MK_SPLIT_ATTN 512          // (with 16) split every head's attention over its blocks whatever the context (tests)
 
 __device__ __forceinline__ u64 globaltimer() {
@@ -1289,7 +1292,7 @@ struct MkAttnSplit { int part, nsp; u64 target; };
 template <int HD>
 __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, int p, int slot, float* sm, float* so = nullptr,
                                                  const MkAttnSplit* sp = nullptr) {
-    constexpr int TPP = HD / 8, G = MK_NT / TPP, P = 4;
+    constexpr int TPP = HD / 8, G = MK_NT / TPP, P = MK_ATTN_P;
     float* gm = sm;                 // [G] max of each group
     float* gl = sm + G;             // [G] sum of each group
     float* gacc = sm + 2 * G;       // [G][HD]
@@ -1302,14 +1305,14 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
         start += s0;
         n = s1 - s0;
     }
+    // q unscaled (its load overlaps the first round's k/v loads; the scale goes onto the dot products), one max and
+    // rescale per round of P positions, the warp's groups combined by shuffles before the block combine (16 partials, not
+    // 32: the combine 0.96 -> 0.64 us; attention 4.8 -> 4.5 us per layer, +0.5% in the sit-out build, session 10 run 8;
+    // neutral in the plain build, session 9 run 3). (Measured and dropped: P = 6 or 8, one round up to 192 or 256
+    // positions, -0.3 / -1.8% at position 150: spills; rounds of 64 double-buffered, session 9 run 5: no change.)
     float q[8];
     MK_ATT(0);
     bf8_to_f(ld_cg_u4(a.qkv + h * HD + c * 8), q);
-#pragma unroll
-    for (int e = 0; e < 8; e++) q[e] *= a.scale;
-#ifdef MK_ATTN_TRACE
-    if (q[0] == 12345.f) mk_attn_t[15] = 1;
-#endif
     MK_ATT(1);
     i64 lo = (i64)l * a.layerElems + (((i64)slot * a.nkv + kvh) * a.maxCtx + start) * HD + c * 8;
     const u16* kb = a.kc + lo;
@@ -1327,30 +1330,58 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
             kv[u] = ok ? ld_cg_u4(kb + (i64)j * HD) : make_uint4(0, 0, 0, 0);
             vv[u] = ok ? ld_cg_u4(vb + (i64)j * HD) : make_uint4(0, 0, 0, 0);
         }
+        float d[P];
 #pragma unroll
         for (int u = 0; u < P; u++) {
-            float d = dot8_lanes<TPP>(kv[u], q);
-            if (j0 + u * G >= n) continue;   // (uniform within the TPP threads of a position)
-            float mn = fmaxf(m, d), sc = __expf(m - mn), w = __expf(d - mn), f[8];
-            bf8_to_f(vv[u], f);
-            sum = sum * sc + w;
+            float t = dot8_lanes<TPP>(kv[u], q);   // (every lane: the shuffles take the whole warp)
+            d[u] = j0 + u * G < n ? t * a.scale : NEG_INF;
+        }
+        if (j0 < n) {   // (uniform within the TPP threads of a position; position u = 0 is valid, so mn is finite)
+            float mn = m;
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[e] = fmaf(w, f[e], acc[e] * sc);
+            for (int u = 0; u < P; u++) mn = fmaxf(mn, d[u]);
+            float sc = __expf(m - mn), w[P], ws = 0.f;
+#pragma unroll
+            for (int u = 0; u < P; u++) { w[u] = __expf(d[u] - mn); ws += w[u]; }
+            sum = sum * sc + ws;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] *= sc;
+#pragma unroll
+            for (int u = 0; u < P; u++) {
+                float f[8];
+                bf8_to_f(vv[u], f);
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[e] = fmaf(w[u], f[e], acc[e]);
+            }
             m = mn;
         }
     }
     MK_ATT(2);
-    if (c == 0) { gm[g] = m; gl[g] = sum; }
 #pragma unroll
-    for (int e = 0; e < 8; e++) gacc[g * HD + c * 8 + e] = acc[e];
+    for (int o = 16; o >= TPP; o >>= 1) {   // the warp's groups (lanes c, c + TPP, ... hold the same dimensions) into one
+        float mo = __shfl_xor_sync(0xffffffffu, m, o), so2 = __shfl_xor_sync(0xffffffffu, sum, o);
+        float M2 = fmaxf(m, mo);
+        float s1 = m == NEG_INF ? 0.f : __expf(m - M2), s2 = mo == NEG_INF ? 0.f : __expf(mo - M2);
+        sum = sum * s1 + so2 * s2;
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] = acc[e] * s1 + __shfl_xor_sync(0xffffffffu, acc[e], o) * s2;
+        m = M2;
+    }
+    constexpr int GW = MK_NT / 32;   // (one partial per warp)
+    int wg = threadIdx.x >> 5;
+    if ((threadIdx.x & 31) < TPP) {
+        if (c == 0) { gm[wg] = m; gl[wg] = sum; }
+#pragma unroll
+        for (int e = 0; e < 8; e++) gacc[wg * HD + c * 8 + e] = acc[e];
+    }
     __syncthreads();
     MK_ATT(3);
-    {   // (all threads: T = MK_NT / HD a dimension, each G / T groups, then a shuffle sum)
-        constexpr int T = MK_NT / HD >= 1 ? MK_NT / HD : 1, GT = G / T;
+    {   // (all threads: T = MK_NT / HD a dimension, each GW / T warps' partials, then a shuffle sum)
+        constexpr int T = MK_NT / HD >= 1 ? MK_NT / HD : 1, GT = GW / T;
         int d = threadIdx.x / T, j = threadIdx.x % T;
         float M = NEG_INF;
-#pragma unroll 8
-        for (int k = 0; k < G; k++) M = fmaxf(M, gm[k]);
+#pragma unroll
+        for (int k = 0; k < GW; k++) M = fmaxf(M, gm[k]);
         float tot = 0.f, v = 0.f;
         if (d < HD) {
 #pragma unroll
