@@ -229,13 +229,13 @@ public static class InferenceBench
                     ours["decode_b1_persistent_flags"] = bestFlags;
                     Say($"  best persistent variant: {bestFlags}");
 
-                    // the grid (CudaLlamaEngine.PersistentGrid): one block per multiprocessor (the default), or the largest
-                    // multiple of the head count (every block an attention + o block; for the 8B shape on 132
-                    // multiprocessors 128, where every phase divides evenly), each twice, alternating
-                    // or that many blocks of a one-per-multiprocessor launch with the fastest streamers sitting out
-                    // (CudaLlamaEngine.PersistentSitOut)
-                    int sms = engine.MultiprocessorCount, nh = engine.Config.NumHeads, auto = sms / nh * nh;
-                    if (auto != sms && auto >= 0.9 * sms)
+                    // the grid: one block per multiprocessor, the largest multiple of the head count as a plain launch of
+                    // that many blocks (CudaLlamaEngine.PersistentGrid; every block an attention + o block: for the 8B shape
+                    // on 132 multiprocessors 128, where every phase divides evenly), or that many blocks of a
+                    // one-per-multiprocessor launch with the fastest streamers sitting out (CudaLlamaEngine.PersistentSitOut,
+                    // the engine's default where AutoSitOut > 0), each twice, alternating
+                    int sms = engine.MultiprocessorCount, auto = sms - engine.AutoSitOut;
+                    if (auto != sms)
                     {
                         var byGrid = new Dictionary<string, double>();
                         var configs = new (string Name, int Grid, int SitOut)[] { ($"{sms}", 0, 0), ($"{auto}", auto, 0), ($"{auto}-sit-out", 0, sms - auto) };

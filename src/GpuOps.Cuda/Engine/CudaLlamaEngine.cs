@@ -643,9 +643,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// from a second build of llama.cu (MK_VIRTUAL_BLOCKS) in which each block takes its work id from a table by %smid, and
     /// the work is divided for the others. The ones sitting out are the fastest streamers (sm_rate over the lm_head
     /// weights, measured once per engine). For the 8B shape on 132 multiprocessors (4 sitting out, 128 work ids, every
-    /// phase divided evenly): decode harness 254.5-255.2 tok/s against 252.0-253.1 with every multiprocessor; bench sweeps
-    /// on two more H200s +0.6% over 132 blocks and +0.4..0.5% over a plain 128-block launch (bench/notes/cuda-engine.md,
-    /// sessions 9-10). Ignored while <see cref="PersistentGrid"/> is set.
+    /// phase divided evenly): decode harness 254.5-255.2 tok/s against 252.0-253.1 with every multiprocessor; in four
+    /// bench sweeps on H200s +0.4..1.3% over 132 blocks and +0.3..1.1% over a plain 128-block launch
+    /// (bench/notes/cuda-engine.md, sessions 9-10). Ignored while <see cref="PersistentGrid"/> is set.
     /// </summary>
     internal int PersistentSitOut { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("GPUOPS_ENGINE_SIT_OUT"), out var so) ? so : -1;
 
