@@ -341,7 +341,7 @@ int main(int argc, char** argv) {
             int khz = 0;
             cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0);
             printf("    attention of layer 5, block 0 (clock64 at %.0f MHz / globaltimer ns) from the q/k/v barrier's release:", khz / 1e3);
-            const char* nm[] = {"enter", "q loaded", "k/v loop done", "partials staged", "combined", "end", "o part end"};
+            const char* nm[] = {"enter", "q load issued (overlaps the k/v loads)", "k/v loop done", "partials staged", "combined", "end", "o part end"};
             int ix[] = {0, 1, 2, 3, 4, 5, 6};
             for (int i : ix) printf(" %s %lld cy / %lld ns;", nm[i], ct[i] - ct[8], (long long)(gt[i] - gt[8]));
             printf("\n");
