@@ -12,7 +12,7 @@ what=${1:-all}; shift || true
 export GPUOPS_REPO_ROOT=$(pwd) GPUOPS_KERNELS_DIR=$(pwd)/kernels GPUOPS_KERNEL_CACHE=/tmp/gpuops-kernels PYTHONUNBUFFERED=1
 dn="bash $E/dotnet"
 t0=$(date +%s)
-nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.sm,clocks.mem --format=csv > "$OUT/nvidia-smi.txt" 2>&1
+nvidia-smi --query-gpu=name,uuid,serial,pci.bus_id,driver_version,memory.total,power.limit,clocks.sm,clocks.mem --format=csv > "$OUT/nvidia-smi.txt" 2>&1
 cat "$OUT/nvidia-smi.txt"
 if [ "$what" = tests ] || [ "$what" = all ]; then
   timeout 300 $dn $E/tests/GpuOps.Tests.dll -noLogo -noColor -showLiveOutput -namespace GpuOps.Tests.CudaEngine -xml "$OUT/tests.xml" > "$OUT/tests.log" 2>&1

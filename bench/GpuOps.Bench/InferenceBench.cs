@@ -21,14 +21,15 @@ public static class InferenceBench
     private static string? Arg(string[] args, string name) =>
         Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 
-    /// <summary>The NVIDIA driver version (as nvidia-smi prints it) from NVML, or null where NVML cannot be read.</summary>
-    private static string? NvidiaDriver()
+    /// <summary>GPU 0 as NVML reports it (driver version as nvidia-smi prints it, UUID, PCI bus id), or null where NVML
+    /// cannot be read. The UUID tells one lent H200 from another across runs.</summary>
+    private static GpuOps.Nvml.GpuInfo? NvmlGpu0()
     {
         try
         {
             var host = new GpuOps.Core.Hosting.RecordingHost();
             new GpuOps.Nvml.GetGpuOperation { Index = new[] { 0 } }.Execute(host);
-            return host.Objects.OfType<GpuOps.Nvml.GpuInfo>().FirstOrDefault()?.DriverVersion;
+            return host.Objects.OfType<GpuOps.Nvml.GpuInfo>().FirstOrDefault();
         }
         catch (Exception)
         {
@@ -55,6 +56,7 @@ public static class InferenceBench
         var ours = new Dictionary<string, double>();
         string? sitOutNote = null;   // (the decode sweep chose multiprocessors sitting out: said in the batch-1 result note)
         string gpu, driver;
+        var nvGpu = NvmlGpu0();
         long weightBytesPerToken, fileBytes;
         double bw;
         {
@@ -65,7 +67,7 @@ public static class InferenceBench
             double loadWall = sw.Elapsed.TotalSeconds;
             var ls = engine.LoadStats!;
             gpu = engine.GpuName;
-            driver = NvidiaDriver() is { } nv ? $"{nv} (CUDA {engine.Ctx.DriverVersionText})" : engine.Ctx.DriverVersionText;
+            driver = nvGpu?.DriverVersion is { } nv ? $"{nv} (CUDA {engine.Ctx.DriverVersionText})" : engine.Ctx.DriverVersionText;
             Say($"load: {ls.Bytes / 1e9:F2} GB arena in {ls.Seconds:F3} s = {ls.GigabytesPerSecond:F2} GB/s (chunks {ls.Chunks} x {ls.ChunkBytes >> 20} MiB, {ls.StagingBuffers} pinned buffers, {ls.Threads} threads); whole load incl. context and NVRTC {loadWall:F2} s");
             ours["load_GBps"] = ls.GigabytesPerSecond;
             ours["load_s"] = ls.Seconds;
@@ -429,6 +431,8 @@ public static class InferenceBench
         {
             ["gpu"] = gpu,
             ["driver"] = driver,
+            ["gpu_uuid"] = nvGpu?.Uuid,
+            ["gpu_pci_bus_id"] = nvGpu?.PciBusId,
             ["date"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
             ["model"] = "Llama-3-8B-shaped bf16 checkpoint with random weights written by `gpuops model write-random`",
             ["copy_TBps"] = Math.Round(bw / 1e12, 4),
