@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README and .ci/run call exactly this). Builds the solution, then runs:
-#   1. the PowerShell syntax check (tree-sitter-powershell) of every .ps1/.psm1/.psd1,
+#   1. the PowerShell syntax check (tree-sitter-powershell) of every .ps1/.psm1/.psd1, and the CUDA kernels' syntax
+#      check (clang device-only with an NVRTC shim: scripts/kernel-check; skipped, and said so, without clang),
 #   2. the xunit.v3 suite (CPU tests; GPU tests skip with a reason where no CUDA GPU is present;
 #      hardware tests run against the fake NVML built here with gcc),
 #   3. the Pester suite under tests/pester when pwsh is on PATH (skipped, and said so, otherwise).
@@ -45,6 +46,27 @@ if command -v node >/dev/null && command -v npm >/dev/null; then
   rm -rf "$tmp"
 else
   echo "node/npm not found: syntax check counted as failed"; failed=$((failed + 1))
+fi
+
+echo "== CUDA kernel syntax (clang device-only, scripts/kernel-check)"
+out=$(bash scripts/kernel-check/check.sh "$root" 2>&1); rc=$?
+echo "$out"
+if [ $rc -eq 3 ]; then
+  skipped=$((skipped + 1))   # (one: the whole check, said so above)
+else
+  p=$(echo "$out" | sed -n 's/^kernels: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+  f=$(echo "$out" | sed -n 's/^kernels: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+  if [ -z "$p" ]; then failed=$((failed + 1)); else passed=$((passed + p)); failed=$((failed + f)); fi
+  # The checker must also catch errors: a kernel using an undeclared name.
+  tmp=$(mktemp -d); mkdir -p "$tmp/kernels"
+  printf '#include "common.cuh"\nextern "C" __global__ void broken(float* y) { y[threadIdx.x] = warp_sum_typo(1.f); }\n' > "$tmp/kernels/broken.cu"
+  cp kernels/common.cuh "$tmp/kernels/"
+  if bash scripts/kernel-check/check.sh "$tmp" >/dev/null 2>&1; then
+    echo "  FAIL  the kernel checker accepted a broken kernel"; failed=$((failed + 1))
+  else
+    echo "  ok    the kernel checker rejects a broken kernel"; passed=$((passed + 1))
+  fi
+  rm -rf "$tmp"
 fi
 
 echo "== xunit (tests/GpuOps.Tests)"
