@@ -174,7 +174,7 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     private static bool Aligned16(params Tensor[] ts) => ts.All(t => (Ptr(t) & 15) == 0);
 
-    private static long RowsOf(Tensor t) => t.Rank == 0 ? 1 : t.ElementCount / Math.Max(1, t.Dim(-1));
+    private static long RowsOf(Tensor t) => ComputeChecks.RowsOf(t);
 
     private static int RowBlock(int n) => n >= 1024 ? 1024 : n >= 512 ? 512 : n >= 256 ? 256 : 128;
 
@@ -182,32 +182,21 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     public void Cast(Tensor source, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Cast", source, destination);
-        ComputeChecks.Contiguous("Cast", source, destination);
-        ComputeChecks.Elements(destination, source.ElementCount, "Cast");
+        ComputeChecks.CastArgs(this, source, destination);
         long n = source.ElementCount;
         Launch("elementwise.cu", "cast_any", (GridFor(n), 1, 1), 256, 0, Ptr(source), (int)source.DType, Ptr(destination), (int)destination.DType, n);
     }
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Binary", a, b, destination);
-        ComputeChecks.Contiguous("Binary", a, b, destination);
-        ComputeChecks.Float("Binary", a, b, destination);
-        ComputeChecks.SameShape(a, destination, "Binary");
-        long nb = b.ElementCount;
-        if (nb == 0 || a.ElementCount % nb != 0)
-            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Binary: {b.Describe()} does not broadcast over {a.Describe()}.");
+        long nb = ComputeChecks.BinaryArgs(this, a, b, destination);
         long n = a.ElementCount;
         Launch("elementwise.cu", "binary_any", (GridFor(n), 1, 1), 256, 0, (int)op, Ptr(a), (int)a.DType, Ptr(b), (int)b.DType, Ptr(destination), (int)destination.DType, n, nb);
     }
 
     public void Unary(UnaryOp op, Tensor x, Tensor destination, float alpha = 1f)
     {
-        ComputeChecks.SameBackend(this, "Unary", x, destination);
-        ComputeChecks.Contiguous("Unary", x, destination);
-        ComputeChecks.Float("Unary", x, destination);
-        ComputeChecks.SameShape(x, destination, "Unary");
+        ComputeChecks.UnaryArgs(this, x, destination);
         long n = x.ElementCount;
         Launch("elementwise.cu", "unary_any", (GridFor(n), 1, 1), 256, 0, (int)op, Ptr(x), (int)x.DType, Ptr(destination), (int)destination.DType, n, alpha);
     }
@@ -223,25 +212,13 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     public void Reduce(ReduceOp op, Tensor x, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Reduce", x, destination);
-        ComputeChecks.Contiguous("Reduce", x, destination);
-        ComputeChecks.Float("Reduce", x);
-        ComputeChecks.OfDType(destination, DType.F32, "Reduce");
-        long rows = RowsOf(x);
-        int n = x.Dim(-1);
-        ComputeChecks.Elements(destination, rows, "Reduce");
+        var (rows, n) = ComputeChecks.RowReductionArgs(this, "Reduce", x, destination, DType.F32);
         Launch("reduce.cu", "reduce_" + Suffix(x.DType), ((int)rows, 1, 1), RowBlock(n), 0, Ptr(x), Ptr(destination), n, (int)op);
     }
 
     public void RmsNorm(Tensor x, Tensor weight, Tensor destination, float eps)
     {
-        ComputeChecks.SameBackend(this, "RmsNorm", x, weight, destination);
-        ComputeChecks.Contiguous("RmsNorm", x, weight, destination);
-        ComputeChecks.Float("RmsNorm", x, weight, destination);
-        ComputeChecks.SameShape(x, destination, "RmsNorm");
-        ComputeChecks.SameDType("RmsNorm", x, destination);
-        int n = x.Dim(-1);
-        ComputeChecks.Elements(weight, n, "RmsNorm");
+        int n = ComputeChecks.RmsNormArgs(this, x, weight, destination, sameDType: true);
         int lanes = VecLanes(x.DType);
         if (weight.DType == x.DType && n % lanes == 0 && Aligned16(x, weight, destination))
         {
@@ -256,18 +233,7 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     public void Rope(Tensor x, Tensor positions, Tensor inverseFrequencies, Tensor destination, RopeLayout layout)
     {
-        ComputeChecks.SameBackend(this, "Rope", x, positions, inverseFrequencies, destination);
-        ComputeChecks.Contiguous("Rope", x, positions, inverseFrequencies, destination);
-        ComputeChecks.Float("Rope", x, destination);
-        ComputeChecks.SameDType("Rope", x, destination);
-        ComputeChecks.Rank(x, 3, "Rope");
-        ComputeChecks.SameShape(x, destination, "Rope");
-        ComputeChecks.OfDType(positions, DType.I32, "Rope");
-        ComputeChecks.OfDType(inverseFrequencies, DType.F32, "Rope");
-        int tokens = x.Shape[0], heads = x.Shape[1], d = x.Shape[2];
-        ComputeChecks.Elements(positions, tokens, "Rope");
-        int half = (int)inverseFrequencies.ElementCount;
-        if (2 * half > d) throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Rope: {inverseFrequencies.Describe()} rotates more than head dim {d}.");
+        var (_, heads, d, half) = ComputeChecks.RopeArgs(this, x, positions, inverseFrequencies, destination, sameDType: true);
         long n = x.ElementCount;
         Launch("rope.cu", "rope_" + Suffix(x.DType), (GridFor(n), 1, 1), 256, 0, Ptr(x), Ptr(positions), Ptr(inverseFrequencies), Ptr(destination),
             heads, d, half, layout == RopeLayout.RotateHalf ? 0 : 1, n);
@@ -275,23 +241,14 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     public void Softmax(Tensor x, Tensor destination, float scale = 1f)
     {
-        ComputeChecks.SameBackend(this, "Softmax", x, destination);
-        ComputeChecks.Contiguous("Softmax", x, destination);
-        ComputeChecks.Float("Softmax", x, destination);
-        ComputeChecks.SameDType("Softmax", x, destination);
-        ComputeChecks.SameShape(x, destination, "Softmax");
+        ComputeChecks.SoftmaxArgs(this, x, destination, sameDType: true);
         int n = x.Dim(-1);
         Launch("norm.cu", "softmax_" + Suffix(x.DType), ((int)RowsOf(x), 1, 1), RowBlock(n), 0, Ptr(x), Ptr(destination), n, scale);
     }
 
     public void SiluMul(Tensor gate, Tensor up, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "SiluMul", gate, up, destination);
-        ComputeChecks.Contiguous("SiluMul", gate, up, destination);
-        ComputeChecks.Float("SiluMul", gate, up, destination);
-        ComputeChecks.SameDType("SiluMul", gate, up, destination);
-        ComputeChecks.SameShape(gate, up, "SiluMul");
-        ComputeChecks.SameShape(gate, destination, "SiluMul");
+        ComputeChecks.SiluMulArgs(this, gate, up, destination, sameDType: true);
         long n = gate.ElementCount;
         int lanes = VecLanes(gate.DType);
         if (n % lanes == 0 && Aligned16(gate, up, destination))
@@ -306,29 +263,14 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     public void Embedding(Tensor table, Tensor ids, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Embedding", table, ids, destination);
-        ComputeChecks.Contiguous("Embedding", table, ids, destination);
-        ComputeChecks.Rank(table, 2, "Embedding");
-        ComputeChecks.OfDType(ids, DType.I32, "Embedding");
-        ComputeChecks.SameDType("Embedding", table, destination);
-        int vocab = table.Shape[0], h = table.Shape[1];
-        ComputeChecks.Elements(destination, ids.ElementCount * h, "Embedding");
-        if (table.DType == DType.I4 && h % 2 != 0) throw GpuOpsException.InvalidArgument("UnsupportedDType", "Embedding: int4 rows must have an even length.");
+        var (vocab, h) = ComputeChecks.EmbeddingArgs(this, table, ids, destination);
         long rowBytes = DTypes.ByteCount(table.DType, h);
         Launch("embedding.cu", "embedding_gather", ((int)ids.ElementCount, 1, 1), 256, 0, Ptr(table), Ptr(ids), Ptr(destination), vocab, rowBytes);
     }
 
     public void AttentionPrefill(Tensor q, Tensor k, Tensor v, Tensor destination, float scale)
     {
-        ComputeChecks.SameBackend(this, "AttentionPrefill", q, k, v, destination);
-        ComputeChecks.Contiguous("AttentionPrefill", q, k, v, destination);
-        ComputeChecks.Float("AttentionPrefill", q, k, v, destination);
-        ComputeChecks.SameDType("AttentionPrefill", q, k, v, destination);
-        ComputeChecks.Rank(q, 4, "AttentionPrefill"); ComputeChecks.Rank(k, 4, "AttentionPrefill");
-        ComputeChecks.SameShape(k, v, "AttentionPrefill"); ComputeChecks.SameShape(q, destination, "AttentionPrefill");
-        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
-        if (k.Shape[0] != b || k.Shape[1] != t || k.Shape[3] != d || hkv == 0 || hq % hkv != 0)
-            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"AttentionPrefill: {q.Describe()} and {k.Describe()} do not match (heads must group evenly).");
+        var (b, t, hq, d, hkv) = ComputeChecks.AttentionPrefillArgs(this, q, k, v, destination, sameDType: true);
         int smem = (d + 33 + t) * 4;
         Launch("attention.cu", "attention_" + Suffix(q.DType), (t * hq, b, 1), 128, smem,
             Ptr(q), Ptr(k), Ptr(v), Ptr(destination), 0UL, t, hq, hkv, d, t, scale);
@@ -336,17 +278,7 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     public void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor lengths, Tensor destination, float scale)
     {
-        ComputeChecks.SameBackend(this, "AttentionDecode", q, kCache, vCache, lengths, destination);
-        ComputeChecks.Contiguous("AttentionDecode", q, kCache, vCache, lengths, destination);
-        ComputeChecks.Float("AttentionDecode", q, kCache, vCache, destination);
-        ComputeChecks.SameDType("AttentionDecode", q, kCache, vCache, destination);
-        ComputeChecks.Rank(q, 3, "AttentionDecode"); ComputeChecks.Rank(kCache, 4, "AttentionDecode");
-        ComputeChecks.SameShape(kCache, vCache, "AttentionDecode"); ComputeChecks.SameShape(q, destination, "AttentionDecode");
-        ComputeChecks.OfDType(lengths, DType.I32, "AttentionDecode");
-        int b = q.Shape[0], hq = q.Shape[1], d = q.Shape[2], maxT = kCache.Shape[1], hkv = kCache.Shape[2];
-        if (kCache.Shape[0] != b || kCache.Shape[3] != d || hkv == 0 || hq % hkv != 0)
-            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"AttentionDecode: {q.Describe()} and {kCache.Describe()} do not match (heads must group evenly).");
-        ComputeChecks.Elements(lengths, b, "AttentionDecode");
+        var (b, hq, d, maxT, hkv) = ComputeChecks.AttentionDecodeArgs(this, q, kCache, vCache, lengths, destination, sameDType: true);
         int group = hq / hkv;
         if (d % 32 == 0 && d / 32 is 2 or 4 or 8 && group <= 8)
         {
@@ -368,27 +300,13 @@ public sealed unsafe class CudaBackend : IComputeBackend
 
     public void Argmax(Tensor logits, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Argmax", logits, destination);
-        ComputeChecks.Contiguous("Argmax", logits, destination);
-        ComputeChecks.Float("Argmax", logits);
-        ComputeChecks.OfDType(destination, DType.I32, "Argmax");
-        long rows = RowsOf(logits);
-        int n = logits.Dim(-1);
-        ComputeChecks.Elements(destination, rows, "Argmax");
+        var (rows, n) = ComputeChecks.RowReductionArgs(this, "Argmax", logits, destination, DType.I32);
         Launch("reduce.cu", "argmax_" + Suffix(logits.DType), ((int)rows, 1, 1), RowBlock(n), 0, Ptr(logits), Ptr(destination), n);
     }
 
     public void SampleTopKTopP(Tensor logits, Tensor uniforms, Tensor destination, float temperature, int topK, float topP)
     {
-        ComputeChecks.SameBackend(this, "Sample", logits, uniforms, destination);
-        ComputeChecks.Contiguous("Sample", logits, uniforms, destination);
-        ComputeChecks.Float("Sample", logits);
-        ComputeChecks.OfDType(uniforms, DType.F32, "Sample");
-        ComputeChecks.OfDType(destination, DType.I32, "Sample");
-        long rows = RowsOf(logits);
-        int n = logits.Dim(-1);
-        ComputeChecks.Elements(destination, rows, "Sample");
-        ComputeChecks.Elements(uniforms, rows, "Sample");
+        var (rows, n) = ComputeChecks.SampleArgs(this, logits, uniforms, destination);
         if (temperature <= 0) { Argmax(logits, destination); return; }
         Launch("sampling.cu", "sample_" + Suffix(logits.DType), ((int)rows, 1, 1), 1024, 0,
             Ptr(logits), Ptr(uniforms), Ptr(destination), n, 1f / temperature, topK, topP);

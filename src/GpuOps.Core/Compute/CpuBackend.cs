@@ -123,15 +123,13 @@ public sealed unsafe class CpuBackend : IComputeBackend
         }, _ => { });
     }
 
-    private static long RowsOf(Tensor t) => t.Rank == 0 ? 1 : t.ElementCount / Math.Max(1, t.Dim(-1));
+    private static long RowsOf(Tensor t) => ComputeChecks.RowsOf(t);
 
     // ---------------------------------------------------------------- kernels
 
     public void Cast(Tensor source, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Cast", source, destination);
-        ComputeChecks.Contiguous("Cast", source, destination);
-        ComputeChecks.Elements(destination, source.ElementCount, "Cast");
+        ComputeChecks.CastArgs(this, source, destination);
         const int chunk = 1 << 16;
         long n = source.ElementCount;
         Parallel.For(0L, (n + chunk - 1) / chunk, _parallel, c =>
@@ -148,13 +146,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Binary", a, b, destination);
-        ComputeChecks.Contiguous("Binary", a, b, destination);
-        ComputeChecks.Float("Binary", a, b, destination);
-        ComputeChecks.SameShape(a, destination, "Binary");
-        long nb = b.ElementCount;
-        if (nb == 0 || a.ElementCount % nb != 0)
-            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Binary: {b.Describe()} does not broadcast over {a.Describe()}.");
+        long nb = ComputeChecks.BinaryArgs(this, a, b, destination);
         var bv = All(b);
         long n = a.ElementCount;
         int width = (int)Math.Min(nb, 1 << 16);
@@ -184,10 +176,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void Unary(UnaryOp op, Tensor x, Tensor destination, float alpha = 1f)
     {
-        ComputeChecks.SameBackend(this, "Unary", x, destination);
-        ComputeChecks.Contiguous("Unary", x, destination);
-        ComputeChecks.Float("Unary", x, destination);
-        ComputeChecks.SameShape(x, destination, "Unary");
+        ComputeChecks.UnaryArgs(this, x, destination);
         const int chunk = 1 << 16;
         long n = x.ElementCount;
         Parallel.For(0L, (n + chunk - 1) / chunk, _parallel, c =>
@@ -212,13 +201,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void Reduce(ReduceOp op, Tensor x, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Reduce", x, destination);
-        ComputeChecks.Contiguous("Reduce", x, destination);
-        ComputeChecks.Float("Reduce", x);
-        ComputeChecks.OfDType(destination, DType.F32, "Reduce");
-        long rows = RowsOf(x);
-        int n = x.Dim(-1);
-        ComputeChecks.Elements(destination, rows, "Reduce");
+        var (rows, n) = ComputeChecks.RowReductionArgs(this, "Reduce", x, destination, DType.F32);
         var outp = new float[rows];
         Parallel.For(0L, rows, _parallel, r =>
         {
@@ -242,12 +225,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void RmsNorm(Tensor x, Tensor weight, Tensor destination, float eps)
     {
-        ComputeChecks.SameBackend(this, "RmsNorm", x, weight, destination);
-        ComputeChecks.Contiguous("RmsNorm", x, weight, destination);
-        ComputeChecks.Float("RmsNorm", x, weight, destination);
-        ComputeChecks.SameShape(x, destination, "RmsNorm");
-        int n = x.Dim(-1);
-        ComputeChecks.Elements(weight, n, "RmsNorm");
+        int n = ComputeChecks.RmsNormArgs(this, x, weight, destination, sameDType: false);
         var w = All(weight);
         Rows(RowsOf(x), n, x, destination, (_, v, o) =>
         {
@@ -260,17 +238,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void Rope(Tensor x, Tensor positions, Tensor inverseFrequencies, Tensor destination, RopeLayout layout)
     {
-        ComputeChecks.SameBackend(this, "Rope", x, positions, inverseFrequencies, destination);
-        ComputeChecks.Contiguous("Rope", x, positions, inverseFrequencies, destination);
-        ComputeChecks.Float("Rope", x, destination);
-        ComputeChecks.Rank(x, 3, "Rope");
-        ComputeChecks.SameShape(x, destination, "Rope");
-        ComputeChecks.OfDType(positions, DType.I32, "Rope");
-        ComputeChecks.OfDType(inverseFrequencies, DType.F32, "Rope");
-        int tokens = x.Shape[0], heads = x.Shape[1], d = x.Shape[2];
-        ComputeChecks.Elements(positions, tokens, "Rope");
-        int half = (int)inverseFrequencies.ElementCount;
-        if (2 * half > d) throw GpuOpsException.InvalidArgument("ShapeMismatch", $"Rope: {inverseFrequencies.Describe()} rotates more than head dim {d}.");
+        var (tokens, heads, d, half) = ComputeChecks.RopeArgs(this, x, positions, inverseFrequencies, destination, sameDType: false);
         var pos = positions.ToInt32Array();
         var inv = All(inverseFrequencies);
         Rows((long)tokens * heads, d, x, destination, (r, v, o) =>
@@ -292,10 +260,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void Softmax(Tensor x, Tensor destination, float scale = 1f)
     {
-        ComputeChecks.SameBackend(this, "Softmax", x, destination);
-        ComputeChecks.Contiguous("Softmax", x, destination);
-        ComputeChecks.Float("Softmax", x, destination);
-        ComputeChecks.SameShape(x, destination, "Softmax");
+        ComputeChecks.SoftmaxArgs(this, x, destination, sameDType: false);
         int n = x.Dim(-1);
         Rows(RowsOf(x), n, x, destination, (_, v, o) =>
         {
@@ -310,11 +275,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void SiluMul(Tensor gate, Tensor up, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "SiluMul", gate, up, destination);
-        ComputeChecks.Contiguous("SiluMul", gate, up, destination);
-        ComputeChecks.Float("SiluMul", gate, up, destination);
-        ComputeChecks.SameShape(gate, up, "SiluMul");
-        ComputeChecks.SameShape(gate, destination, "SiluMul");
+        ComputeChecks.SiluMulArgs(this, gate, up, destination, sameDType: false);
         int n = gate.Dim(-1);
         Rows(RowsOf(gate), n, gate, destination, (_, g, u) =>
         {
@@ -324,47 +285,24 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void Embedding(Tensor table, Tensor ids, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Embedding", table, ids, destination);
-        ComputeChecks.Contiguous("Embedding", table, ids, destination);
-        ComputeChecks.Rank(table, 2, "Embedding");
-        ComputeChecks.OfDType(ids, DType.I32, "Embedding");
-        ComputeChecks.SameDType("Embedding", table, destination);
-        int vocab = table.Shape[0], h = table.Shape[1];
-        ComputeChecks.Elements(destination, ids.ElementCount * h, "Embedding");
+        var (vocab, h) = ComputeChecks.EmbeddingArgs(this, table, ids, destination);
         var idv = ids.ToInt32Array();
         foreach (var id in idv)
             if ((uint)id >= (uint)vocab) throw GpuOpsException.InvalidArgument("IndexOutOfRange", $"Embedding: id {id} is outside the table's {vocab} rows.");
         long rowBytes = DTypes.ByteCount(table.DType, h);
-        if (table.DType == DType.I4 && h % 2 != 0) throw GpuOpsException.InvalidArgument("UnsupportedDType", "Embedding: int4 rows must have an even length.");
         Parallel.For(0, idv.Length, _parallel, i =>
             Buffer.MemoryCopy((byte*)table.Pointer + idv[i] * rowBytes, (byte*)destination.Pointer + i * rowBytes, rowBytes, rowBytes));
     }
 
     public void AttentionPrefill(Tensor q, Tensor k, Tensor v, Tensor destination, float scale)
     {
-        ComputeChecks.SameBackend(this, "AttentionPrefill", q, k, v, destination);
-        ComputeChecks.Contiguous("AttentionPrefill", q, k, v, destination);
-        ComputeChecks.Float("AttentionPrefill", q, k, v, destination);
-        ComputeChecks.Rank(q, 4, "AttentionPrefill"); ComputeChecks.Rank(k, 4, "AttentionPrefill");
-        ComputeChecks.SameShape(k, v, "AttentionPrefill"); ComputeChecks.SameShape(q, destination, "AttentionPrefill");
-        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
-        if (k.Shape[0] != b || k.Shape[1] != t || k.Shape[3] != d || hkv == 0 || hq % hkv != 0)
-            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"AttentionPrefill: {q.Describe()} and {k.Describe()} do not match (heads must group evenly).");
+        var (b, t, hq, d, hkv) = ComputeChecks.AttentionPrefillArgs(this, q, k, v, destination, sameDType: false);
         Attend(All(q), All(k), All(v), destination, b, t, hq, hkv, d, t, null, scale);
     }
 
     public void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor lengths, Tensor destination, float scale)
     {
-        ComputeChecks.SameBackend(this, "AttentionDecode", q, kCache, vCache, lengths, destination);
-        ComputeChecks.Contiguous("AttentionDecode", q, kCache, vCache, lengths, destination);
-        ComputeChecks.Float("AttentionDecode", q, kCache, vCache, destination);
-        ComputeChecks.Rank(q, 3, "AttentionDecode"); ComputeChecks.Rank(kCache, 4, "AttentionDecode");
-        ComputeChecks.SameShape(kCache, vCache, "AttentionDecode"); ComputeChecks.SameShape(q, destination, "AttentionDecode");
-        ComputeChecks.OfDType(lengths, DType.I32, "AttentionDecode");
-        int b = q.Shape[0], hq = q.Shape[1], d = q.Shape[2], maxT = kCache.Shape[1], hkv = kCache.Shape[2];
-        if (kCache.Shape[0] != b || kCache.Shape[3] != d || hkv == 0 || hq % hkv != 0)
-            throw GpuOpsException.InvalidArgument("ShapeMismatch", $"AttentionDecode: {q.Describe()} and {kCache.Describe()} do not match (heads must group evenly).");
-        ComputeChecks.Elements(lengths, b, "AttentionDecode");
+        var (b, hq, d, maxT, hkv) = ComputeChecks.AttentionDecodeArgs(this, q, kCache, vCache, lengths, destination, sameDType: false);
         var len = lengths.ToInt32Array();
         foreach (var l in len)
             if (l < 1 || l > maxT) throw GpuOpsException.InvalidArgument("IndexOutOfRange", $"AttentionDecode: length {l} is outside 1..{maxT}.");
@@ -411,13 +349,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void Argmax(Tensor logits, Tensor destination)
     {
-        ComputeChecks.SameBackend(this, "Argmax", logits, destination);
-        ComputeChecks.Contiguous("Argmax", logits, destination);
-        ComputeChecks.Float("Argmax", logits);
-        ComputeChecks.OfDType(destination, DType.I32, "Argmax");
-        long rows = RowsOf(logits);
-        int n = logits.Dim(-1);
-        ComputeChecks.Elements(destination, rows, "Argmax");
+        var (rows, n) = ComputeChecks.RowReductionArgs(this, "Argmax", logits, destination, DType.I32);
         var ids = new int[rows];
         Parallel.For(0L, rows, _parallel, r =>
         {
@@ -432,15 +364,7 @@ public sealed unsafe class CpuBackend : IComputeBackend
 
     public void SampleTopKTopP(Tensor logits, Tensor uniforms, Tensor destination, float temperature, int topK, float topP)
     {
-        ComputeChecks.SameBackend(this, "Sample", logits, uniforms, destination);
-        ComputeChecks.Contiguous("Sample", logits, uniforms, destination);
-        ComputeChecks.Float("Sample", logits);
-        ComputeChecks.OfDType(uniforms, DType.F32, "Sample");
-        ComputeChecks.OfDType(destination, DType.I32, "Sample");
-        long rows = RowsOf(logits);
-        int n = logits.Dim(-1);
-        ComputeChecks.Elements(destination, rows, "Sample");
-        ComputeChecks.Elements(uniforms, rows, "Sample");
+        var (rows, n) = ComputeChecks.SampleArgs(this, logits, uniforms, destination);
         if (temperature <= 0) { Argmax(logits, destination); return; }
         var u = All(uniforms);
         var ids = new int[rows];

@@ -129,7 +129,7 @@ public interface IComputeBackend : IDisposable
 }
 
 /// <summary>Shape checks shared by the backends; every message names the tensors involved.</summary>
-public static class ComputeChecks
+public static partial class ComputeChecks
 {
     public static void SameShape(Tensor a, Tensor b, string op)
     {
