@@ -191,14 +191,14 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&a.pos, 4));
     CK(cudaMalloc(&a.outIds, 4 * 65536));
     CK(cudaMalloc(&a.count, 4));
-    CK(cudaMalloc(&a.bar, 8 * (2 + nh)));
+    CK(cudaMalloc(&a.bar, 8 * (3 + nh + nkv)));   // (grid, stagings, heads; MK_GROUP_QKV: groups, q/k/v stagings)
     CK(cudaMalloc(&a.part, 4 * (size_t)grid * (hd + 2)));
     CK(cudaMalloc(&a.candV, 4 * 1024));
     CK(cudaMalloc(&a.candI, 4 * 1024));
     CK(cudaMalloc(&a.trace, 16 * phases));
     CK(cudaMalloc(&a.acco, 8 * H));
     CK(cudaMalloc(&a.btrace, 16 * (size_t)phases * grid));
-    CK(cudaMemset(a.bar, 0, 8 * (2 + nh)));
+    CK(cudaMemset(a.bar, 0, 8 * (3 + nh + nkv)));
     CK(cudaMemset(a.acco, 0, 8 * H));
     CK(cudaMemset(a.slot, 0, 4));
     a.layerElems = layerElems;

@@ -905,6 +905,13 @@ struct MkArgs {
 #ifndef MK_ATTN_SPLIT_MIN
 #define MK_ATTN_SPLIT_MIN 640      // positions from which a head's blocks split its attention (mk_attn_one_pass)
 #endif
+#ifndef MK_GROUP_QKV
+// 1 (an experiment, for the decode harness): the q/k/v rows dealt so that the blocks of a kv group make its rows (the
+// 4 blocks of head h its q rows, the group's 16 blocks its k and v rows, in the 8B shape), and the attention blocks wait
+// on their group's count instead of a grid barrier; the o part's adds wait for every block's staging of the residual
+// (a count, as the fused MLP's). Where the shape does not divide so, the grid barrier as before.
+#define MK_GROUP_QKV 0
+#endif
 #ifndef MK_ATTN_P
 #define MK_ATTN_P 4   // positions a thread loads per attention round (G = MK_NT / (hd / 8) groups: 128 positions a round at hd 128)
 #endif
@@ -1202,6 +1209,82 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
 // hc the half rounded up to whole batches. (q/k/v release 17.2 -> 16.4 us per layer, +0.8%; session 5.)
 __device__ __forceinline__ int mk_sk_half_chunks(int K) { int chunks = K >> 3, hc = (chunks / 2 + 127) / 128 * 128; return hc; }
 __device__ __forceinline__ int mk_qkv_grp0(int pr) { return (int)MK_BID * (MK_W / 2) + pr; }
+#if MK_GROUP_QKV
+// (MK_GROUP_QKV) A block's row pairs: its head's q pairs [part qpb, (part + 1) qpb), then its share of its kv group's
+// k pairs and v pairs (kpb each); warp pair pr takes the block's pairs pr, pr + MK_W / 2, ... (on = false: as below).
+struct MkQkvMap { bool on; int ppb, qpb, kpb, q0, k0, v0, g, cnt, stg; u64 base, sbase; int bpg; };
+__device__ __forceinline__ int mk_qkv_nth(const MkQkvMap& m, int pr, int i, int groups) {
+    if (m.on) {
+        int t = pr + i * (MK_W / 2);
+        if (t >= m.ppb) return -1;
+        if (t < m.qpb) return m.q0 + t;
+        t -= m.qpb;
+        return t < m.kpb ? m.k0 + t : m.v0 + (t - m.kpb);
+    }
+    int grp = mk_qkv_grp0(pr) + i * (int)MK_GRID * (MK_W / 2);
+    return grp < groups ? grp : -1;
+}
+// (on: whole shares of every head's q pairs and of every group's k and v pairs, at most 4 rounds of warp pairs)
+__device__ __forceinline__ MkQkvMap mk_qkv_map(const MkArgs& a, int HD, bool split) {
+    MkQkvMap m{};
+    int bph = (int)MK_GRID / max(1, a.nh), gs = a.nh / max(1, a.nkv);
+    m.on = split && a.nkv > 0 && a.nh % a.nkv == 0 && bph * a.nh == (int)MK_GRID && (HD / 2) % bph == 0 && (HD / 2) % (bph * gs) == 0;
+    if (!m.on) return m;
+    int h = MK_BID / bph, part = MK_BID % bph;
+    m.g = h / gs;
+    m.bpg = bph * gs;
+    m.qpb = HD / 2 / bph;
+    m.kpb = HD / 2 / m.bpg;
+    m.ppb = m.qpb + 2 * m.kpb;
+    if (m.ppb > 4 * (MK_W / 2)) { m.on = false; return m; }
+    m.q0 = h * (HD / 2) + part * m.qpb;
+    m.k0 = a.nh * (HD / 2) + m.g * (HD / 2) + (MK_BID - m.g * m.bpg) * m.kpb;
+    m.v0 = m.k0 + a.nkv * (HD / 2);
+    m.cnt = 2 + a.nh + m.g;     // (the group's count; MkArgs.bar has 3 + nh + nkv words)
+    m.stg = 2 + a.nh + a.nkv;   // (the q/k/v stagings' count)
+    return m;
+}
+__device__ __forceinline__ void mk_preload_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K, const MkQkvMap& m) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2);
+    int grp0 = mk_qkv_nth(m, warp % (MK_W / 2), 0, (N + 1) / 2), c0 = half * mk_sk_half_chunks(K) + lane;
+    if (grp0 >= 0 && c0 < (K >> 3)) {
+        mk_load<2>(wb, W, grp0 * 2, N, K, c0);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) wb[k] = make_uint4(0, 0, 0, 0);
+    }
+}
+__device__ __forceinline__ void mk_gemv_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K,
+                                               const float* sIn, const MkArgs& a, int layer, int p, int slot, float rs, const MkQkvMap& m) {
+    __shared__ float xch[2][MK_W / 2][2];
+    constexpr int R = 2, U = 4;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2), pr = warp % (MK_W / 2);
+    int groups = (N + 1) / 2, chunks = K >> 3, hc = mk_sk_half_chunks(K);
+    int cLo = half * hc, cHi = min(chunks, cLo + hc);
+    for (int rd = 0, grp = mk_qkv_nth(m, pr, 0, groups); grp >= 0; rd++) {
+        int row0 = grp * R;
+        float acc[R] = {0.f, 0.f};
+        for (int c0 = cLo + lane; c0 < cHi; c0 += 32 * U) {
+            if (c0 != cLo + lane) mk_load<R>(wb, W, row0, N, K, c0);
+            mk_batch_dot<R, 1>(wb, sIn, chunks, c0, cHi, acc);
+        }
+        int next = mk_qkv_nth(m, pr, rd + 1, groups);
+        if (next >= 0 && cLo + lane < chunks) mk_load<R>(wb, W, next * R, N, K, cLo + lane);   // (in flight during the sums)
+        float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
+        if (half == 1 && lane == 0) { xch[rd & 1][pr][0] = v0; xch[rd & 1][pr][1] = v1; }
+        asm volatile("bar.sync %0, %1;" :: "r"(1 + pr), "r"(64) : "memory");
+        if (half == 0 && lane == 0) {
+            v0 = (v0 + xch[rd & 1][pr][0]) * rs;
+            v1 = (v1 + xch[rd & 1][pr][1]) * rs;
+            qkv_store(v0, v1, bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems, a.vc + (i64)layer * a.layerElems,
+                      a.nh, a.nkv, a.hd, a.maxCtx);
+        }
+        grp = next;
+    }
+}
+#define MK_QKV_MAP , qm
+#else
+#define MK_QKV_MAP
 __device__ __forceinline__ void mk_preload_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2);
     int grp0 = mk_qkv_grp0(warp % (MK_W / 2)), c0 = half * mk_sk_half_chunks(K) + lane;
@@ -1241,6 +1324,7 @@ __device__ __forceinline__ void mk_gemv_qkv_sk(uint4 (&wb)[8], const u16* __rest
         grp = next;
     }
 }
+#endif
 
 // The attention blocks' L2 pull of the cached k/v of their kv head at positions start..p-1 (MK_PREFETCH_KV), during
 // the q/k/v phase: the q heads of a group split the lines.
@@ -1648,7 +1732,14 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     float bestV = NEG_INF;
     int bestI = 0x7fffffff;
     uint4 wb[8];
-    mk_preload_qkv_sk(wb, a.layers[0].wqkv, QKV, H);
+#if MK_GROUP_QKV
+    MkQkvMap qm = mk_qkv_map(a, HD, split);
+    if (qm.on && threadIdx.x == 0) {   // (bases as gen's: fewer than a group's / the grid's arrivals can precede this read)
+        qm.base = ld_acquire_u64(a.bar + qm.cnt) / qm.bpg * qm.bpg;
+        qm.sbase = ld_acquire_u64(a.bar + qm.stg) / MK_GRID * MK_GRID;
+    }
+#endif
+    mk_preload_qkv_sk(wb, a.layers[0].wqkv, QKV, H MK_QKV_MAP);
     uint4 gpre = mk_gamma(a.layers[0].attnNorm, H, a.flags);
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
@@ -1656,9 +1747,34 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         mk_stage_norm(a.acco, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && MK_BID == 0 ? a.acco : nullptr, w.attnNorm, gpre, early,
                       mk_smem, H, red);
         mk_bt(a.btrace, 2 * tk);
+#if MK_GROUP_QKV
+        // (the o part's adds to X must not overtake any block's staging of X: every block counts itself staged)
+        if (qm.on && threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(a.bar + qm.stg) : "memory");
+#endif
         if ((a.flags & MK_PREFETCH_KV) && (int)MK_BID < a.nh) mk_prefetch_kv<HD>(a, l, MK_BID, p, slot);
-        mk_gemv_qkv_sk(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, mk_rs(red, H, a.eps));
+        mk_gemv_qkv_sk(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, mk_rs(red, H, a.eps) MK_QKV_MAP);
         if (split) {
+#if MK_GROUP_QKV
+            if (qm.on) {   // the group's arrival, the o part's first batch, then the wait for the group (and the stagings)
+                __syncthreads();
+                if (threadIdx.x == 0) {
+                    u64 now = globaltimer();
+                    a.btrace[(i64)(2 * tk + 1) * MK_GRID + MK_BID] = now;
+                    if (MK_BID == 0) a.trace[2 * tk] = now;
+                    if (!(a.flags & MK_LIGHT_ARRIVE)) __threadfence();
+                    asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(a.bar + qm.cnt) : "memory");
+                }
+                if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0);
+                if (threadIdx.x == 0) {
+                    mk_wait(a.bar + qm.cnt, qm.base + (u64)(l + 1) * qm.bpg, a.flags, "the q/k/v rows of kv group", qm.g);
+                    mk_wait(a.bar + qm.stg, qm.sbase + (u64)(l + 1) * MK_GRID, a.flags, "the q/k/v stagings of layer", l);
+                    if (MK_BID == 0) a.trace[2 * tk + 1] = globaltimer();
+                    gen -= MK_GRID;   // (no grid arrivals: the later barriers' targets move back one grid)
+                }
+                tk++;
+                __syncthreads();
+            } else
+#endif
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] { if (oBlock) mk_o_load<HD>(wb, w.wo, QD, oh, or0, or1, 0); });
             MK_ATT(8);
             if (oBlock) {   // (block 0 always is one)
@@ -1736,7 +1852,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         }
         mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] {
             if (l + 1 < a.L) {
-                mk_preload_qkv_sk(wb, a.layers[l + 1].wqkv, QKV, H);
+                mk_preload_qkv_sk(wb, a.layers[l + 1].wqkv, QKV, H MK_QKV_MAP);
                 gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
             } else {
                 mk_preload<1>(wb, a.out, a.V, H);

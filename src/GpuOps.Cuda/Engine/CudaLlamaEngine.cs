@@ -387,8 +387,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
                 {
                     Mk = Alloc(Marshal.SizeOf<MkArgs>());
                     // the grid-barrier arrival count, the fused MLP phase's staging count, per head its attention partials' count
-                    MkBar = Alloc(8L * (2 + e.Nh));
-                    Check(cuMemsetD8Async(MkBar, 0, (nuint)(8L * (2 + e.Nh)), e.Ctx.Stream), "cuMemsetD8Async(barrier)");
+                    // (and, for llama.cu's MK_GROUP_QKV experiment, per kv group a count and the q/k/v stagings' count)
+                    MkBar = Alloc(e.MkBarBytes);
+                    Check(cuMemsetD8Async(MkBar, 0, (nuint)e.MkBarBytes, e.Ctx.Stream), "cuMemsetD8Async(barrier)");
                     MkPart = Alloc(4L * MkMaxGrid * (e.Hd + 2));   // (long contexts) each block's attention partial
                     MkCand = Alloc(8L * MkMaxGrid);
                     MkTrace = Alloc(16L * (5 * e.L + 2));
@@ -632,6 +633,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     public bool PersistentDecode { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_PERSISTENT") != "0";
 
     internal const int MkThreads = 512;
+
+    /// <summary>Bytes of the persistent kernel's counts (MkArgs.bar: 3 + heads + kv heads words).</summary>
+    private long MkBarBytes => 8L * (3 + Nh + Nkv);
     private int _mkGrid, _mkWorkGrid, _mkSmemSet, _mkSmemSetSitOut;
     private CudaModule? _mkModule, _sitOutModule;
     private int[]? _smFastFirst;   // the multiprocessors (%smid) by streaming time, fastest first (sm_rate, measured once)
@@ -774,7 +778,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             // the barrier counts grow by the grid per barrier and each launch rounds them down to a multiple of its grid:
             // start them from zero for another grid (stream-ordered after the earlier launches); the graph holds the old grid
             if (dg.MkWorkGrid != 0)
-                Check(cuMemsetD8Async(ws.MkBar, 0, (nuint)(8L * (2 + Nh)), Ctx.Stream), "cuMemsetD8Async(barrier)");
+                Check(cuMemsetD8Async(ws.MkBar, 0, (nuint)MkBarBytes, Ctx.Stream), "cuMemsetD8Async(barrier)");
             dg.Graph?.Dispose();
             dg.Graph = null;
             dg.MkWorkGrid = _mkWorkGrid;
