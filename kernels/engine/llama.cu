@@ -1209,11 +1209,17 @@ __device__ __forceinline__ void mk_gemv(uint4 (&wb)[8], const u16* __restrict__ 
 // hc the half rounded up to whole batches. (q/k/v release 17.2 -> 16.4 us per layer, +0.8%; session 5.)
 __device__ __forceinline__ int mk_sk_half_chunks(int K) { int chunks = K >> 3, hc = (chunks / 2 + 127) / 128 * 128; return hc; }
 __device__ __forceinline__ int mk_qkv_grp0(int pr) { return (int)MK_BID * (MK_W / 2) + pr; }
+// The q/k/v row pairs of warp pair pr: its i-th is mk_qkv_nth(m, pr, i, groups), -1 past its last. By default the
+// blocks take the pairs block-major over the whole grid (pair MK_BID (MK_W / 2) + pr, then every MK_GRID (MK_W / 2)-th).
+// (MK_GROUP_QKV, m.on) A block's pairs: its head's q pairs [part qpb, (part + 1) qpb), then its share of its kv group's
+// k pairs and v pairs (kpb each); warp pair pr takes the block's pairs pr, pr + MK_W / 2, ...
+struct MkQkvMap {
 #if MK_GROUP_QKV
-// (MK_GROUP_QKV) A block's row pairs: its head's q pairs [part qpb, (part + 1) qpb), then its share of its kv group's
-// k pairs and v pairs (kpb each); warp pair pr takes the block's pairs pr, pr + MK_W / 2, ... (on = false: as below).
-struct MkQkvMap { bool on; int ppb, qpb, kpb, q0, k0, v0, g, cnt, stg; u64 base, sbase; int bpg; };
+    bool on; int ppb, qpb, kpb, q0, k0, v0, g, cnt, stg; u64 base, sbase; int bpg;
+#endif
+};
 __device__ __forceinline__ int mk_qkv_nth(const MkQkvMap& m, int pr, int i, int groups) {
+#if MK_GROUP_QKV
     if (m.on) {
         int t = pr + i * (MK_W / 2);
         if (t >= m.ppb) return -1;
@@ -1221,9 +1227,11 @@ __device__ __forceinline__ int mk_qkv_nth(const MkQkvMap& m, int pr, int i, int 
         t -= m.qpb;
         return t < m.kpb ? m.k0 + t : m.v0 + (t - m.kpb);
     }
+#endif
     int grp = mk_qkv_grp0(pr) + i * (int)MK_GRID * (MK_W / 2);
     return grp < groups ? grp : -1;
 }
+#if MK_GROUP_QKV
 // (on: whole shares of every head's q pairs and of every group's k and v pairs, at most 4 rounds of warp pairs)
 __device__ __forceinline__ MkQkvMap mk_qkv_map(const MkArgs& a, int HD, bool split) {
     MkQkvMap m{};
@@ -1244,6 +1252,7 @@ __device__ __forceinline__ MkQkvMap mk_qkv_map(const MkArgs& a, int HD, bool spl
     m.stg = 2 + a.nh + a.nkv;   // (the q/k/v stagings' count)
     return m;
 }
+#endif
 __device__ __forceinline__ void mk_preload_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K, const MkQkvMap& m) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2);
     int grp0 = mk_qkv_nth(m, warp % (MK_W / 2), 0, (N + 1) / 2), c0 = half * mk_sk_half_chunks(K) + lane;
@@ -1282,49 +1291,6 @@ __device__ __forceinline__ void mk_gemv_qkv_sk(uint4 (&wb)[8], const u16* __rest
         grp = next;
     }
 }
-#define MK_QKV_MAP , qm
-#else
-#define MK_QKV_MAP
-__device__ __forceinline__ void mk_preload_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, int N, int K) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2);
-    int grp0 = mk_qkv_grp0(warp % (MK_W / 2)), c0 = half * mk_sk_half_chunks(K) + lane;
-    if (grp0 * 2 < N && c0 < (K >> 3)) {
-        mk_load<2>(wb, W, grp0 * 2, N, K, c0);
-    } else {
-#pragma unroll
-        for (int k = 0; k < 8; k++) wb[k] = make_uint4(0, 0, 0, 0);
-    }
-}
-__device__ __forceinline__ void mk_gemv_qkv_sk(uint4 (&wb)[8], const u16* __restrict__ W, const u16* __restrict__ bias, int N, int K,
-                                               const float* sIn, const MkArgs& a, int layer, int p, int slot, float rs) {
-    __shared__ float xch[2][MK_W / 2][2];
-    constexpr int R = 2, U = 4;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = warp / (MK_W / 2), pr = warp % (MK_W / 2);
-    int groups = (N + 1) / 2, chunks = K >> 3, hc = mk_sk_half_chunks(K);
-    int cLo = half * hc, cHi = min(chunks, cLo + hc);
-    int stride = MK_GRID * (MK_W / 2);
-    for (int grp = mk_qkv_grp0(pr), rd = 0; grp < groups; rd++) {
-        int row0 = grp * R;
-        float acc[R] = {0.f, 0.f};
-        for (int c0 = cLo + lane; c0 < cHi; c0 += 32 * U) {
-            if (c0 != cLo + lane) mk_load<R>(wb, W, row0, N, K, c0);
-            mk_batch_dot<R, 1>(wb, sIn, chunks, c0, cHi, acc);
-        }
-        int next = grp + stride;
-        if (next < groups && cLo + lane < chunks) mk_load<R>(wb, W, next * R, N, K, cLo + lane);   // (in flight during the sums)
-        float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
-        if (half == 1 && lane == 0) { xch[rd & 1][pr][0] = v0; xch[rd & 1][pr][1] = v1; }
-        asm volatile("bar.sync %0, %1;" :: "r"(1 + pr), "r"(64) : "memory");
-        if (half == 0 && lane == 0) {
-            v0 = (v0 + xch[rd & 1][pr][0]) * rs;
-            v1 = (v1 + xch[rd & 1][pr][1]) * rs;
-            qkv_store(v0, v1, bias, row0, p, slot, a.invf, a.qkv, a.kc + (i64)layer * a.layerElems, a.vc + (i64)layer * a.layerElems,
-                      a.nh, a.nkv, a.hd, a.maxCtx);
-        }
-        grp = next;
-    }
-}
-#endif
 
 // The attention blocks' L2 pull of the cached k/v of their kv head at positions start..p-1 (MK_PREFETCH_KV), during
 // the q/k/v phase: the q heads of a group split the lines.
@@ -1738,8 +1704,10 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         qm.base = ld_acquire_u64(a.bar + qm.cnt) / qm.bpg * qm.bpg;
         qm.sbase = ld_acquire_u64(a.bar + qm.stg) / MK_GRID * MK_GRID;
     }
+#else
+    MkQkvMap qm{};   // (the default pair order)
 #endif
-    mk_preload_qkv_sk(wb, a.layers[0].wqkv, QKV, H MK_QKV_MAP);
+    mk_preload_qkv_sk(wb, a.layers[0].wqkv, QKV, H, qm);
     uint4 gpre = mk_gamma(a.layers[0].attnNorm, H, a.flags);
     for (int l = 0; l < a.L; l++) {
         const MkLayer& w = a.layers[l];
@@ -1752,7 +1720,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         if (qm.on && threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(a.bar + qm.stg) : "memory");
 #endif
         if ((a.flags & MK_PREFETCH_KV) && (int)MK_BID < a.nh) mk_prefetch_kv<HD>(a, l, MK_BID, p, slot);
-        mk_gemv_qkv_sk(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, mk_rs(red, H, a.eps) MK_QKV_MAP);
+        mk_gemv_qkv_sk(wb, w.wqkv, w.bqkv, QKV, H, mk_smem, a, l, p, slot, mk_rs(red, H, a.eps), qm);
         if (split) {
 #if MK_GROUP_QKV
             if (qm.on) {   // the group's arrival, the o part's first batch, then the wait for the group (and the stagings)
@@ -1852,7 +1820,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         }
         mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] {
             if (l + 1 < a.L) {
-                mk_preload_qkv_sk(wb, a.layers[l + 1].wqkv, QKV, H MK_QKV_MAP);
+                mk_preload_qkv_sk(wb, a.layers[l + 1].wqkv, QKV, H, qm);
                 gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
             } else {
                 mk_preload<1>(wb, a.out, a.V, H);
