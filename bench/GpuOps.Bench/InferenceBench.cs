@@ -240,11 +240,18 @@ public static class InferenceBench
                     if (auto != sms)
                     {
                         var byGrid = new Dictionary<string, double>();
-                        var configs = new (string Name, int Grid, int SitOut)[] { ($"{sms}", 0, 0), ($"{auto}", auto, 0), ($"{auto}-sit-out", 0, sms - auto) };
-                        foreach (var (name, grid, sitOut) in configs.Concat(configs))
+                        // (and, where it applies, the sit-out launch with the q/k/v rows made by kv group: the MK_GROUP_QKV=1 build,
+                        // CudaLlamaEngine.PersistentGroupQkv, an experiment off by default)
+                        bool gqDefault = engine.PersistentGroupQkv;
+                        var configs = new (string Name, int Grid, int SitOut, bool GroupQkv)[]
+                            { ($"{sms}", 0, 0, gqDefault), ($"{auto}", auto, 0, gqDefault), ($"{auto}-sit-out", 0, sms - auto, gqDefault) };
+                        if (CudaLlamaEngine.GroupQkvAppliesFor(auto, engine.Nh, engine.Nkv, engine.Hd))
+                            configs = configs.Append(($"{auto}-sit-out-{(gqDefault ? "no-" : "")}group-qkv", 0, sms - auto, !gqDefault)).ToArray();
+                        foreach (var (name, grid, sitOut, groupQkv) in configs.Concat(configs))
                         {
                             engine.PersistentGrid = grid;
                             engine.PersistentSitOut = sitOut;
+                            engine.PersistentGroupQkv = groupQkv;
                             using var cache = engine.CreateCache(1, 16 + sweepSteps + 16);
                             var nx = engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, prompt) });
                             DeviceDecodeResult r;
@@ -253,9 +260,9 @@ public static class InferenceBench
                                 var warm = engine.DecodeGreedy(cache, nx, 4);
                                 r = engine.DecodeGreedy(cache, warm.Ids[^1], sweepSteps);
                             }
-                            catch (Exception ex) when (sitOut > 0)
+                            catch (Exception ex) when (sitOut > 0 || groupQkv)
                             {
-                                // (the sit-out build is compiled on first use: report and go on without it)
+                                // (the sit-out and group q/k/v builds are compiled on first use: report and go on without them)
                                 Say($"  persistent kernel, {name}: failed: {ex.Message}");
                                 byGrid[name] = 0;
                                 continue;
@@ -265,14 +272,17 @@ public static class InferenceBench
                             byGrid[name] = Math.Max(byGrid.GetValueOrDefault(name), tps);
                             ours[$"decode_b1_persistent_grid{name.Replace('-', '_')}_tok_s"] = byGrid[name];
                             Say($"  persistent kernel ({bestFlags}), work grid {engine.PersistentGridInUse} of {sms} multiprocessors" +
-                                $"{(sitOut > 0 ? $" (sitting out: {string.Join(' ', engine.SittingOut)})" : grid > 0 ? " (a launch of that many blocks)" : "")}: {tps:F1} tok/s");
+                                $"{(sitOut > 0 ? $" (sitting out: {string.Join(' ', engine.SittingOut)})" : grid > 0 ? " (a launch of that many blocks)" : "")}" +
+                                $"{(engine.GroupQkvInUse ? ", q/k/v rows by kv group" : "")}: {tps:F1} tok/s");
                         }
 
                         var best = configs.MaxBy(c => byGrid[c.Name]);
                         engine.PersistentGrid = best.Grid;
                         engine.PersistentSitOut = best.SitOut;
+                        engine.PersistentGroupQkv = best.GroupQkv;
                         if (best.SitOut > 0) sitOutNote = $"multiprocessors sitting out: {string.Join(' ', engine.SittingOut)}" +
-                            (best.SitOut == engine.AutoSitOut ? " (the engine's default)" : "");
+                            (best.GroupQkv != gqDefault ? $", q/k/v rows by kv group {(best.GroupQkv ? "on" : "off")} (not the engine's default)"
+                                : best.SitOut == engine.AutoSitOut ? " (the engine's default)" : "");
                         else sitOutNote = best.Grid > 0 ? $"a plain launch of {best.Grid} blocks (not the engine's default)" : $"all {sms} multiprocessors (not the engine's default)";
                         ours["decode_b1_persistent_grid"] = best.Grid > 0 ? best.Grid : sms - best.SitOut;
                         Say($"  best persistent grid: {best.Name}");

@@ -439,6 +439,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public int MkFlags;
         public int MkWorkGrid;  // the grid the persistent kernel's last step divided its work for (its block trace's width; 0: none yet)
         public int MkSitOut;    // and the multiprocessors that sat it out
+        public CudaModule? MkModule;   // and the build it ran from (another build: the graph is captured again)
         public int Runs;
 
         public void Dispose()
@@ -636,10 +637,12 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     /// <summary>Bytes of the persistent kernel's counts (MkArgs.bar: 3 + heads + kv heads words).</summary>
     private long MkBarBytes => 8L * (3 + Nh + Nkv);
-    private int _mkGrid, _mkWorkGrid, _mkSmemSet, _mkSmemSetSitOut;
-    private CudaModule? _mkModule, _sitOutModule;
+    private int _mkGrid, _mkWorkGrid;
+    private CudaModule? _mkModule;
+    private readonly Dictionary<(bool VirtualBlocks, bool GroupQkv), CudaModule> _mkBuilds = new();   // (the builds other than Module's)
+    private readonly Dictionary<CudaModule, int> _mkSmemSet = new();     // the dynamic shared memory decode_b1 was allowed, per build
+    private readonly Dictionary<CudaModule, int> _sitOutWritten = new(); // the sit-out count each MK_VIRTUAL_BLOCKS build's table holds
     private int[]? _smFastFirst;   // the multiprocessors (%smid) by streaming time, fastest first (sm_rate, measured once)
-    private int _sitOutWritten = -1;
 
     /// <summary>
     /// Multiprocessors that sit out the persistent kernel (GPUOPS_ENGINE_SIT_OUT): -1, the default, picks
@@ -670,16 +673,48 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// <summary>The multiprocessors that sat out the last persistent decode (%smid), empty where none did.</summary>
     internal IReadOnlyList<int> SittingOut { get; private set; } = Array.Empty<int>();
 
-    /// <summary>llama.cu built with MK_VIRTUAL_BLOCKS (made on first use; NVRTC, cached on disk like the main build).</summary>
-    private CudaModule SitOutModule()
+    /// <summary>
+    /// The q/k/v rows made by each kv group's own blocks, and attention waiting on its group's count instead of a grid
+    /// barrier (GPUOPS_ENGINE_GROUP_QKV=1; llama.cu built with MK_GROUP_QKV=1). Off by default: an experiment, not yet
+    /// measured on a GPU (bench/notes/cuda-engine.md, session 11). The kernel uses it only where the work grid is a
+    /// whole number of blocks per head that divides the head and group q/k/v rows evenly (the 8B shape on 128 work ids);
+    /// elsewhere that build runs the grid barrier. Same sums in the same order: the same bits as without it.
+    /// </summary>
+    internal bool PersistentGroupQkv { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_GROUP_QKV") == "1";
+
+    /// <summary>
+    /// Whether the MK_GROUP_QKV build groups the q/k/v rows for a work grid (llama.cu mk_qkv_map's condition, the attention
+    /// + o split being on): a whole number of blocks per head whose shares of the head's q row pairs and of its kv group's
+    /// k and v row pairs are whole and take at most 4 rounds of the block's 8 warp pairs.
+    /// </summary>
+    internal static bool GroupQkvAppliesFor(int workGrid, int heads, int kvHeads, int headDim)
     {
-        if (_sitOutModule is null)
+        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || workGrid < heads || workGrid % heads != 0) return false;
+        int bph = workGrid / heads, bpg = bph * (heads / kvHeads), pairs = headDim / 2;
+        return pairs % bph == 0 && pairs % bpg == 0 && pairs / bph + 2 * (pairs / bpg) <= 4 * (MkThreads / 32 / 2);
+    }
+
+    /// <summary>Whether the last persistent decode's q/k/v rows were made by kv group (<see cref="PersistentGroupQkv"/> and it applies).</summary>
+    internal bool GroupQkvInUse => PersistentGroupQkv && (PersistentFlags & 17) == 17 && GroupQkvAppliesFor(_mkWorkGrid, Nh, Nkv, Hd);
+
+    /// <summary>
+    /// The build of llama.cu the persistent kernel runs from: the main one, or one made on first use (NVRTC, cached on
+    /// disk like the main build) with MK_VIRTUAL_BLOCKS (sit-out) and/or MK_GROUP_QKV=1.
+    /// </summary>
+    private CudaModule DecodeModule(bool virtualBlocks, bool groupQkv)
+    {
+        if (!virtualBlocks && !groupQkv) return Module;
+        if (!_mkBuilds.TryGetValue((virtualBlocks, groupQkv), out var m))
         {
-            var cubin = KernelCache.Shared.GetCubin("engine/llama.cu", Ctx.Major, Ctx.Minor, extraOptions: new[] { "-DMK_VIRTUAL_BLOCKS" });
-            _sitOutModule = new CudaModule(Ctx, cubin, "engine/llama.cu (MK_VIRTUAL_BLOCKS)");
+            var options = new List<string>();
+            if (virtualBlocks) options.Add("-DMK_VIRTUAL_BLOCKS");
+            if (groupQkv) options.Add("-DMK_GROUP_QKV=1");
+            var cubin = KernelCache.Shared.GetCubin("engine/llama.cu", Ctx.Major, Ctx.Minor, extraOptions: options.ToArray());
+            m = new CudaModule(Ctx, cubin, $"engine/llama.cu ({string.Join(' ', options)})");
+            _mkBuilds[(virtualBlocks, groupQkv)] = m;
         }
 
-        return _sitOutModule;
+        return m;
     }
 
     /// <summary>
@@ -687,9 +722,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// 0.. in %smid order. Measures the multiprocessors' streaming times first (once): sm_rate, one block per
     /// multiprocessor, each reading its share of the lm_head weights, five timed runs after one warm-up.
     /// </summary>
-    private void WriteSitOutTable(int sitOut)
+    private void WriteSitOutTable(CudaModule m, int sitOut)
     {
-        if (_sitOutWritten == sitOut) return;
+        if (_sitOutWritten.GetValueOrDefault(m, -1) == sitOut) return;
         int sms = Ctx.MultiprocessorCount;
         if (_smFastFirst is null)
         {
@@ -728,7 +763,6 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         int vid = 0;
         foreach (int id in _smFastFirst.OrderBy(x => x))
             if (!out_.Contains(id)) table[id] = vid++;
-        var m = SitOutModule();
         var (tp, tb) = m.Global("mk_smvid");
         var (gp, _) = m.Global("mk_vgrid_g");
         if (tb != 4 * 1024) throw new GpuOpsException("SitOutTableSize", ErrorCategory.InvalidResult, $"mk_smvid has {tb} bytes, not {4 * 1024}.", tb);
@@ -736,7 +770,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         fixed (int* p = table) Check(cuMemcpyHtoD(tp, p, (nuint)(4 * 1024)), "cuMemcpyHtoD(mk_smvid)");
         Check(cuMemcpyHtoD(gp, &vid, 4), "cuMemcpyHtoD(mk_vgrid_g)");
         SittingOut = out_.OrderBy(x => x).ToArray();
-        _sitOutWritten = sitOut;
+        _sitOutWritten[m] = sitOut;
     }
 
     /// <summary>Dynamic shared memory of decode_b1_*: the staged input of a GEMV phase or the attention scratch (scores of maxContext positions).</summary>
@@ -755,13 +789,12 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (smem > Ctx.MaxSharedMemoryPerBlockOptin) return false;
         int sms = Ctx.MultiprocessorCount;
         int sitOut = PersistentGrid > 0 ? 0 : Math.Clamp(PersistentSitOut < 0 ? AutoSitOut : PersistentSitOut, 0, sms - 1);
-        var module = sitOut > 0 ? SitOutModule() : Module;
+        var module = DecodeModule(sitOut > 0, PersistentGroupQkv);
         var f = module.Function($"decode_b1_hd{Hd}");
-        ref int smemSet = ref sitOut > 0 ? ref _mkSmemSetSitOut : ref _mkSmemSet;
-        if (smem > smemSet)
+        if (smem > _mkSmemSet.GetValueOrDefault(module))
         {
             Check(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem), "cuFuncSetAttribute(decode_b1)");
-            smemSet = smem;
+            _mkSmemSet[module] = smem;
         }
 
         int perSm;
@@ -771,9 +804,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         // sms - sitOut take work ids
         _mkGrid = sitOut > 0 ? sms : PersistentGrid > 0 ? Math.Min(PersistentGrid, sms) : sms;
         _mkWorkGrid = _mkGrid - sitOut;
-        if (sitOut > 0) WriteSitOutTable(sitOut);
+        if (sitOut > 0) WriteSitOutTable(module, sitOut);
         _mkModule = module;
-        if (dg.MkWorkGrid != _mkWorkGrid || dg.MkSitOut != sitOut)
+        if (dg.MkWorkGrid != _mkWorkGrid || dg.MkSitOut != sitOut || dg.MkModule != module)
         {
             // the barrier counts grow by the grid per barrier and each launch rounds them down to a multiple of its grid:
             // start them from zero for another grid (stream-ordered after the earlier launches); the graph holds the old grid
@@ -783,6 +816,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             dg.Graph = null;
             dg.MkWorkGrid = _mkWorkGrid;
             dg.MkSitOut = sitOut;
+            dg.MkModule = module;
         }
 
         int flags = PersistentFlags;
@@ -1237,7 +1271,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
             _scratch?.Dispose();
             Gemm.Dispose();
             Module.Dispose();
-            _sitOutModule?.Dispose();
+            foreach (var m in _mkBuilds.Values) m.Dispose();
             Ctx.Free(InvFreq);
             Ctx.Free(LayerTable);
             if (_downBlocked != 0) Ctx.Free(_downBlocked);

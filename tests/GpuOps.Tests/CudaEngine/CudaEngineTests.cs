@@ -275,6 +275,39 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
     }
 
+    /// <summary>
+    /// The q/k/v rows made by kv group, attention waiting on its group's count instead of the grid barrier
+    /// (CudaLlamaEngine.PersistentGroupQkv, the MK_GROUP_QKV=1 builds): the same sums in the same order, so the same bits
+    /// as the grid barrier, in a plain launch and with multiprocessors sitting out (the fixture's 4 heads at a work grid of 64).
+    /// </summary>
+    [GpuFact]
+    public void GroupQkvGivesTheSameBits()
+    {
+        var e = (CudaLlamaEngine)fx.Handle.Engine;
+        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
+        int sms = e.MultiprocessorCount, grid = 64;
+        Assert.True(CudaLlamaEngine.GroupQkvAppliesFor(grid, e.Nh, e.Nkv, e.Hd));
+        var barrier = DecodeSteps(e, ids, true, _ => grid, 0, _ => grid);
+        Assert.False(e.GroupQkvInUse);
+        e.PersistentGroupQkv = true;
+        try
+        {
+            var grouped = DecodeSteps(e, ids, true, _ => grid, 0, _ => grid);
+            Assert.True(e.GroupQkvInUse);
+            Assert.Equal(barrier, grouped);
+            // (the grid barrier's and the group counts' bases carry on from the launches before, whichever build made them)
+            var sitting = DecodeSteps(e, ids, true, _ => 0, sms - grid, _ => grid);
+            Assert.True(e.GroupQkvInUse);
+            Assert.Equal(barrier, sitting);
+        }
+        finally
+        {
+            e.PersistentGroupQkv = false;
+        }
+
+        Assert.Equal(barrier, DecodeSteps(e, ids, true, _ => grid, 0, _ => grid));
+    }
+
     [GpuFact]
     public void PerplexityWithinHalfAPercent()
     {

@@ -49,6 +49,23 @@ public class CudaFamilyTests(ITestOutputHelper output)
     public void SitOutDefaultIsTheRemainderOverTheHeads(int multiprocessors, int heads, int expected) =>
         Assert.Equal(expected, CudaLlamaEngine.AutoSitOutFor(multiprocessors, heads));
 
+    /// <summary>
+    /// Where the MK_GROUP_QKV build makes each kv group's q/k/v rows from the group's own blocks
+    /// (CudaLlamaEngine.GroupQkvAppliesFor, llama.cu mk_qkv_map): whole blocks per head, whole shares of the row pairs.
+    /// </summary>
+    [Theory]
+    [InlineData(128, 32, 8, 128, true)]    // Llama-3-8B on 128 work ids: 16 q pairs, 4 k and 4 v pairs a block
+    [InlineData(132, 32, 8, 128, false)]   // 132 blocks: not a whole number a head
+    [InlineData(64, 4, 2, 64, true)]       // the fixture at a work grid of 64: 2 q pairs, 1 k and 1 v pair a block
+    [InlineData(128, 4, 2, 64, false)]     // 64 blocks a kv group for its 32 k pairs
+    [InlineData(256, 32, 8, 128, true)]    // 8 blocks a head: 8 q pairs, 2 k and 2 v pairs a block
+    [InlineData(1024, 32, 8, 128, false)]  // 32 blocks a head: half a k pair each
+    [InlineData(32, 32, 8, 128, false)]    // 64 + 2 x 16 pairs a block: more than 4 rounds of 8 warp pairs
+    [InlineData(96, 32, 8, 128, false)]    // 3 blocks a head
+    [InlineData(128, 32, 0, 128, false)]
+    public void GroupQkvAppliesWhereTheRowPairsDivideEvenly(int workGrid, int heads, int kvHeads, int headDim, bool expected) =>
+        Assert.Equal(expected, CudaLlamaEngine.GroupQkvAppliesFor(workGrid, heads, kvHeads, headDim));
+
     [GpuTheory]
     [InlineData("qwen2: q/k/v bias, tied embeddings, head_dim 64")]
     [InlineData("mistral: sliding window 5, head_dim 128, 4 q heads per kv head")]
