@@ -242,46 +242,66 @@ public static class InferenceBench
                         var byGrid = new Dictionary<string, double>();
                         // (and, where it applies, the sit-out launch with the q/k/v rows made by kv group: the MK_GROUP_QKV=1 build,
                         // CudaLlamaEngine.PersistentGroupQkv, an experiment off by default)
+                        // and the sit-out launch from the builds of llama.cu's compile-time experiments (GPUOPS_BENCH_MK_BUILDS:
+                        // "name:-DA=1 -DB;name2:-DC", each as CudaLlamaEngine.PersistentDefines; by default the down part's
+                        // rotated batches, MK_DOWN_ROTATE=1; all off in the engine by default)
                         bool gqDefault = engine.PersistentGroupQkv;
-                        var configs = new (string Name, int Grid, int SitOut, bool GroupQkv)[]
-                            { ($"{sms}", 0, 0, gqDefault), ($"{auto}", auto, 0, gqDefault), ($"{auto}-sit-out", 0, sms - auto, gqDefault) };
+                        var defDefault = engine.PersistentDefines;
+                        var configs = new List<(string Name, int Grid, int SitOut, bool GroupQkv, IReadOnlyList<string> Defines)>
+                            { ($"{sms}", 0, 0, gqDefault, defDefault), ($"{auto}", auto, 0, gqDefault, defDefault), ($"{auto}-sit-out", 0, sms - auto, gqDefault, defDefault) };
                         if (CudaLlamaEngine.GroupQkvAppliesFor(auto, engine.Nh, engine.Nkv, engine.Hd))
-                            configs = configs.Append(($"{auto}-sit-out-{(gqDefault ? "no-" : "")}group-qkv", 0, sms - auto, !gqDefault)).ToArray();
-                        foreach (var (name, grid, sitOut, groupQkv) in configs.Concat(configs))
+                            configs.Add(($"{auto}-sit-out-{(gqDefault ? "no-" : "")}group-qkv", 0, sms - auto, !gqDefault, defDefault));
+                        foreach (var b in (Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_BUILDS") ?? "rotated-down:-DMK_DOWN_ROTATE=1").Split(';', StringSplitOptions.RemoveEmptyEntries))
+                        {
+                            var (bn, bd) = (b.Split(':', 2)[0].Trim(), b.Split(':', 2).ElementAtOrDefault(1) ?? "");
+                            configs.Add(($"{auto}-sit-out-{bn}", 0, sms - auto, gqDefault,
+                                CudaLlamaEngine.CheckDefines(bd.Split(' ', StringSplitOptions.RemoveEmptyEntries).Concat(defDefault).Distinct().ToArray())));
+                        }
+
+                        var idsOf = new Dictionary<string, int[]>();
+                        foreach (var (name, grid, sitOut, groupQkv, defines) in configs.Concat(configs))
                         {
                             engine.PersistentGrid = grid;
                             engine.PersistentSitOut = sitOut;
                             engine.PersistentGroupQkv = groupQkv;
+                            engine.PersistentDefines = defines;
                             using var cache = engine.CreateCache(1, 16 + sweepSteps + 16);
                             var nx = engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, prompt) });
-                            DeviceDecodeResult r;
+                            DeviceDecodeResult r, warm;
                             try
                             {
-                                var warm = engine.DecodeGreedy(cache, nx, 4);
+                                warm = engine.DecodeGreedy(cache, nx, 4);
                                 r = engine.DecodeGreedy(cache, warm.Ids[^1], sweepSteps);
                             }
-                            catch (Exception ex) when (sitOut > 0 || groupQkv)
+                            catch (Exception ex) when (sitOut > 0 || groupQkv || defines.Count > 0)
                             {
-                                // (the sit-out and group q/k/v builds are compiled on first use: report and go on without them)
+                                // (the sit-out and experiment builds are compiled on first use: report and go on without them)
                                 Say($"  persistent kernel, {name}: failed: {ex.Message}");
                                 byGrid[name] = 0;
                                 continue;
                             }
 
                             double tps = sweepSteps / r.Seconds;
+                            // (the experiments add the same sums in the same order as the plain sit-out launch: the same ids)
+                            var sweepIds = warm.Ids.Concat(r.Ids).Select(x => x[0]).ToArray();
+                            idsOf.TryAdd(name, sweepIds);
+                            string same = name.StartsWith($"{auto}-sit-out-", StringComparison.Ordinal) && idsOf.TryGetValue($"{auto}-sit-out", out var so)
+                                ? $"; ids equal to {auto}-sit-out's: {sweepIds.SequenceEqual(so)}" : "";
                             byGrid[name] = Math.Max(byGrid.GetValueOrDefault(name), tps);
                             ours[$"decode_b1_persistent_grid{name.Replace('-', '_')}_tok_s"] = byGrid[name];
                             Say($"  persistent kernel ({bestFlags}), work grid {engine.PersistentGridInUse} of {sms} multiprocessors" +
                                 $"{(sitOut > 0 ? $" (sitting out: {string.Join(' ', engine.SittingOut)})" : grid > 0 ? " (a launch of that many blocks)" : "")}" +
-                                $"{(engine.GroupQkvInUse ? ", q/k/v rows by kv group" : "")}: {tps:F1} tok/s");
+                                $"{(engine.GroupQkvInUse ? ", q/k/v rows by kv group" : "")}{(defines.Count > 0 ? $", built with {string.Join(' ', defines)}" : "")}: {tps:F1} tok/s{same}");
                         }
 
                         var best = configs.MaxBy(c => byGrid[c.Name]);
                         engine.PersistentGrid = best.Grid;
                         engine.PersistentSitOut = best.SitOut;
                         engine.PersistentGroupQkv = best.GroupQkv;
+                        engine.PersistentDefines = best.Defines;
                         if (best.SitOut > 0) sitOutNote = $"multiprocessors sitting out: {string.Join(' ', engine.SittingOut)}" +
                             (best.GroupQkv != gqDefault ? $", q/k/v rows by kv group {(best.GroupQkv ? "on" : "off")} (not the engine's default)"
+                                : !best.Defines.SequenceEqual(defDefault) ? $", llama.cu built with {string.Join(' ', best.Defines)} (not the engine's default)"
                                 : best.SitOut == engine.AutoSitOut ? " (the engine's default)" : "");
                         else sitOutNote = best.Grid > 0 ? $"a plain launch of {best.Grid} blocks (not the engine's default)" : $"all {sms} multiprocessors (not the engine's default)";
                         ours["decode_b1_persistent_grid"] = best.Grid > 0 ? best.Grid : sms - best.SitOut;

@@ -912,6 +912,15 @@ struct MkArgs {
 // (a count, as the fused MLP's). Where the shape does not divide so, the grid barrier as before.
 #define MK_GROUP_QKV 0
 #endif
+#ifndef MK_DOWN_ROTATE
+// 1 (an experiment): each block takes the fused MLP's down batches (16 rows of X each) from its own starting batch,
+// b (H / 16) / grid, instead of every block from batch 0: at any moment the blocks' 64-bit adds then go to all of X's
+// 256 lines (8B shape) instead of the same 16 (one L2 slice each), ~8 blocks a line instead of 128. The same adds, so
+// the same bits. (Session 6 staggered rows in the unblocked layout, where it cost DRAM locality; with W_down blocked
+// per block (4096) each block streams its own contiguous block whatever its order. Rotating the o part's batches,
+// session 8, changed nothing, but the down part makes 4x the adds, and they cost ~3 us a layer, session 7.)
+#define MK_DOWN_ROTATE 0
+#endif
 #ifndef MK_ATTN_P
 #define MK_ATTN_P 4   // positions a thread loads per attention round (G = MK_NT / (hd / 8) groups: 128 positions a round at hd 128)
 #endif
@@ -1596,14 +1605,24 @@ extern "C" __global__ void repack_down_blocked(const u16* __restrict__ src, u16*
 __device__ __forceinline__ bool mk_fuse_mlp_ok(int flags, int H, int I) {
     return (flags & MK_FUSE_MLP) && H % 16 == 0 && (I + (int)MK_GRID - 1) / (int)MK_GRID <= 120;
 }
-__device__ __forceinline__ void mk_down_load(uint4 (&wb)[8], const u16* __restrict__ Wd, int I, const MkSlice& s, int bt) {
+// The row batch a block's bt-th down batch takes (MK_DOWN_ROTATE: from its own start; else bt).
+__device__ __forceinline__ int mk_down_batch(int bt, int nb) {
+#if MK_DOWN_ROTATE
+    int r = bt + (int)((i64)MK_BID * nb / MK_GRID);
+    return r < nb ? r : r - nb;
+#else
+    return bt;
+#endif
+}
+__device__ __forceinline__ void mk_down_load(uint4 (&wb)[8], const u16* __restrict__ Wd, int H, const MkSlice& s, int bt) {
     int lane = threadIdx.x & 31, k = lane & 15;
+    bt = mk_down_batch(bt, H >> 4);
     const u16* base = Wd + s.off + (i64)(bt * 16 + (lane >> 4)) * s.stride + k * 8;
 #pragma unroll
     for (int u = 0; u < 8; u++) wb[u] = k < s.nch ? ldg_stream((const uint4*)(base + (i64)(2 * u) * s.stride)) : make_uint4(0, 0, 0, 0);
 }
 // wb: the warp's first batch (bt = warp), loaded when its gate/up groups were done. bias: the last block's only.
-__device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restrict__ Wd, const u16* __restrict__ bias, int H, int I,
+__device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restrict__ Wd, const u16* __restrict__ bias, int H,
                                               const MkSlice& s, const float* actS, u64* X) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, k = lane & 15, nb = H >> 4;
     if (s.nch == 0) return;
@@ -1621,7 +1640,7 @@ __device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restr
             for (int e = 0; e < 8; e++) t = fmaf(f[e], av[e], t);
             d[u] = t;
         }
-        if (bt + MK_W < nb) mk_down_load(wb, Wd, I, s, bt + MK_W);   // (in flight during the sums and the atomic adds)
+        if (bt + MK_W < nb) mk_down_load(wb, Wd, H, s, bt + MK_W);   // (in flight during the sums and the atomic adds)
         // the 8 values summed over each 16-lane half: after the exchanges with lanes ^8, ^4, ^2 a lane keeps one value,
         // index u = (lane >> 1) & 7, and ^1 completes it; even lanes then hold row 2u + (lane >> 4) of the batch
 #pragma unroll
@@ -1635,7 +1654,7 @@ __device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restr
         }
         float v = d[0] + __shfl_xor_sync(0xffffffffu, d[0], 1);
         if ((lane & 1) == 0) {
-            int row = bt * 16 + 2 * ((lane >> 1) & 7) + (lane >> 4);
+            int row = mk_down_batch(bt, nb) * 16 + 2 * ((lane >> 1) & 7) + (lane >> 4);
             asm volatile("red.global.add.u64 [%0], %1;" :: "l"(X + row), "l"(f2fix(v + (bias ? bf2f(bias[row]) : 0.f))) : "memory");
         }
     }
@@ -1799,7 +1818,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps), gsl, actS,
                                     ms.pc0 * 8);
             int warp = threadIdx.x >> 5;
-            if (warp * 16 < H) mk_down_load(wb, dBlk ? w.wdownB : w.wdown, I, ms, warp);   // (the warp's first down batch, in flight while the block finishes)
+            if (warp * 16 < H) mk_down_load(wb, dBlk ? w.wdownB : w.wdown, H, ms, warp);   // (the warp's first down batch, in flight while the block finishes)
             // (in practice passed at once: the stagings ended ~50 us ago)
             if (threadIdx.x == 0) mk_wait(a.bar + 1, gen2 + (u64)(l + 1) * MK_GRID, a.flags, "the MLP stagings of layer", l);
             __syncthreads();
@@ -1809,7 +1828,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             tk++;
             if (threadIdx.x == 0) gen -= MK_GRID;
             mk_bt(a.btrace, 2 * tk);
-            mk_down_slice(wb, dBlk ? w.wdownB : w.wdown, MK_BID == MK_GRID - 1 ? w.bdown : nullptr, H, I, ms, actS, a.acco);
+            mk_down_slice(wb, dBlk ? w.wdownB : w.wdown, MK_BID == MK_GRID - 1 ? w.bdown : nullptr, H, ms, actS, a.acco);
         } else {
             mk_gemv<2, EPI_SILU, 1>(wb, w.wgu, w.bgu, 2 * I, H, mk_smem, a, l, p, slot, bestV, bestI, mk_rs(red, H, a.eps));
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] { mk_preload<1>(wb, w.wdown, H, I); });

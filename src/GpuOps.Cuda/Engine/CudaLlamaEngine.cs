@@ -639,7 +639,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     private long MkBarBytes => 8L * (3 + Nh + Nkv);
     private int _mkGrid, _mkWorkGrid;
     private CudaModule? _mkModule;
-    private readonly Dictionary<(bool VirtualBlocks, bool GroupQkv), CudaModule> _mkBuilds = new();   // (the builds other than Module's)
+    private readonly Dictionary<string, CudaModule> _mkBuilds = new();   // the builds other than Module's, by their options
     private readonly Dictionary<CudaModule, int> _mkSmemSet = new();     // the dynamic shared memory decode_b1 was allowed, per build
     private readonly Dictionary<CudaModule, int> _sitOutWritten = new(); // the sit-out count each MK_VIRTUAL_BLOCKS build's table holds
     private int[]? _smFastFirst;   // the multiprocessors (%smid) by streaming time, fastest first (sm_rate, measured once)
@@ -698,20 +698,47 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     internal bool GroupQkvInUse => PersistentGroupQkv && (PersistentFlags & 17) == 17 && GroupQkvAppliesFor(_mkWorkGrid, Nh, Nkv, Hd);
 
     /// <summary>
-    /// The build of llama.cu the persistent kernel runs from: the main one, or one made on first use (NVRTC, cached on
-    /// disk like the main build) with MK_VIRTUAL_BLOCKS (sit-out) and/or MK_GROUP_QKV=1.
+    /// Extra preprocessor definitions of the persistent kernel's build (GPUOPS_ENGINE_DEFINES, space-separated), for
+    /// compile-time experiments in llama.cu such as -DMK_DOWN_ROTATE=1 (the bench and the GPU host); none by default.
+    /// Each is -DNAME or -DNAME=VALUE (letters, digits, underscores).
     /// </summary>
-    private CudaModule DecodeModule(bool virtualBlocks, bool groupQkv)
+    internal IReadOnlyList<string> PersistentDefines
     {
-        if (!virtualBlocks && !groupQkv) return Module;
-        if (!_mkBuilds.TryGetValue((virtualBlocks, groupQkv), out var m))
+        get => _mkDefines;
+        set => _mkDefines = CheckDefines(value);
+    }
+
+    private IReadOnlyList<string> _mkDefines = CheckDefines((Environment.GetEnvironmentVariable("GPUOPS_ENGINE_DEFINES") ?? "")
+        .Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    internal static IReadOnlyList<string> CheckDefines(IReadOnlyList<string> defines)
+    {
+        foreach (var d in defines)
+            if (!System.Text.RegularExpressions.Regex.IsMatch(d, "^-D[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_]+)?$"))
+                throw new ArgumentException($"'{d}' is not a preprocessor definition of the form -DNAME or -DNAME=VALUE (GPUOPS_ENGINE_DEFINES / PersistentDefines).", nameof(defines));
+            else if (d.StartsWith("-DMK_VIRTUAL_BLOCKS", StringComparison.Ordinal))
+                throw new ArgumentException("MK_VIRTUAL_BLOCKS comes with multiprocessors sitting out (PersistentSitOut / GPUOPS_ENGINE_SIT_OUT), not as a definition.", nameof(defines));
+        return defines.ToArray();
+    }
+
+    /// <summary>
+    /// The build of llama.cu the persistent kernel runs from: the main one, or one made on first use (NVRTC, cached on
+    /// disk like the main build) with MK_VIRTUAL_BLOCKS (sit-out), MK_GROUP_QKV=1 (<see cref="PersistentGroupQkv"/>) and
+    /// <see cref="PersistentDefines"/>.
+    /// </summary>
+    private CudaModule DecodeModule(bool virtualBlocks)
+    {
+        var options = new List<string>();
+        if (virtualBlocks) options.Add("-DMK_VIRTUAL_BLOCKS");
+        if (PersistentGroupQkv) options.Add("-DMK_GROUP_QKV=1");
+        options.AddRange(_mkDefines.Except(options));
+        if (options.Count == 0) return Module;
+        string key = string.Join(' ', options);
+        if (!_mkBuilds.TryGetValue(key, out var m))
         {
-            var options = new List<string>();
-            if (virtualBlocks) options.Add("-DMK_VIRTUAL_BLOCKS");
-            if (groupQkv) options.Add("-DMK_GROUP_QKV=1");
-            var cubin = KernelCache.Shared.GetCubin("engine/llama.cu", Ctx.Major, Ctx.Minor, extraOptions: options.ToArray());
-            m = new CudaModule(Ctx, cubin, $"engine/llama.cu ({string.Join(' ', options)})");
-            _mkBuilds[(virtualBlocks, groupQkv)] = m;
+            var cubin = KernelCache.Shared.GetCubin("engine/llama.cu", Ctx.Major, Ctx.Minor, extraOptions: options);
+            m = new CudaModule(Ctx, cubin, $"engine/llama.cu ({key})");
+            _mkBuilds[key] = m;
         }
 
         return m;
@@ -789,7 +816,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         if (smem > Ctx.MaxSharedMemoryPerBlockOptin) return false;
         int sms = Ctx.MultiprocessorCount;
         int sitOut = PersistentGrid > 0 ? 0 : Math.Clamp(PersistentSitOut < 0 ? AutoSitOut : PersistentSitOut, 0, sms - 1);
-        var module = DecodeModule(sitOut > 0, PersistentGroupQkv);
+        var module = DecodeModule(sitOut > 0);
         var f = module.Function($"decode_b1_hd{Hd}");
         if (smem > _mkSmemSet.GetValueOrDefault(module))
         {

@@ -308,6 +308,30 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         Assert.Equal(barrier, DecodeSteps(e, ids, true, _ => grid, 0, _ => grid));
     }
 
+    /// <summary>
+    /// The down part's batches from each block's own start (-DMK_DOWN_ROTATE=1 through CudaLlamaEngine.PersistentDefines):
+    /// the same adds in another order, so the same bits, with every multiprocessor and with 4 sitting out.
+    /// </summary>
+    [GpuFact]
+    public void RotatedDownBatchesGiveTheSameBits()
+    {
+        var e = (CudaLlamaEngine)fx.Handle.Engine;
+        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
+        int sms = e.MultiprocessorCount;
+        var all = DecodeSteps(e, ids, true, _ => 0, 0, _ => sms);
+        var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
+        e.PersistentDefines = new[] { "-DMK_DOWN_ROTATE=1" };
+        try
+        {
+            Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
+            Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
+        }
+        finally
+        {
+            e.PersistentDefines = Array.Empty<string>();
+        }
+    }
+
     [GpuFact]
     public void PerplexityWithinHalfAPercent()
     {

@@ -66,6 +66,21 @@ public class CudaFamilyTests(ITestOutputHelper output)
     public void GroupQkvAppliesWhereTheRowPairsDivideEvenly(int workGrid, int heads, int kvHeads, int headDim, bool expected) =>
         Assert.Equal(expected, CudaLlamaEngine.GroupQkvAppliesFor(workGrid, heads, kvHeads, headDim));
 
+    /// <summary>The persistent kernel's extra definitions (CudaLlamaEngine.PersistentDefines): -DNAME or -DNAME=VALUE only.</summary>
+    [Theory]
+    [InlineData("-DMK_DOWN_ROTATE=1", true)]
+    [InlineData("-DMK_ATTN_P=6", true)]
+    [InlineData("-DX", true)]
+    [InlineData("-DMK_DOWN_ROTATE=1;rm", false)]
+    [InlineData("--use_fast_math", false)]
+    [InlineData("-D1X", false)]
+    [InlineData("-DMK_VIRTUAL_BLOCKS", false)]   // (sit-out's own)
+    public void PersistentDefinesArePreprocessorDefinitionsOnly(string define, bool ok)
+    {
+        if (ok) Assert.Equal(new[] { define }, CudaLlamaEngine.CheckDefines(new[] { define }));
+        else Assert.Throws<ArgumentException>(() => CudaLlamaEngine.CheckDefines(new[] { define }));
+    }
+
     [GpuTheory]
     [InlineData("qwen2: q/k/v bias, tied embeddings, head_dim 64")]
     [InlineData("mistral: sliding window 5, head_dim 128, 4 q heads per kv head")]
