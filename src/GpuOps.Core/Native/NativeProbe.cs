@@ -128,11 +128,12 @@ public static unsafe class NativeProbe
 
             int n = 0;
             if (count(&n) != 0) return list;
+            byte* buf = stackalloc byte[256];
             for (int i = 0; i < n; i++)
             {
                 int dev = 0;
                 if (get(&dev, i) != 0) continue;
-                byte* buf = stackalloc byte[256];
+                buf[0] = 0;
                 name(buf, 256, dev);
                 nuint total = 0;
                 mem(&total, dev);
