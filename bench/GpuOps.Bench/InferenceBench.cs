@@ -240,30 +240,25 @@ public static class InferenceBench
                     if (auto != sms)
                     {
                         var byGrid = new Dictionary<string, double>();
-                        // (and, where it applies, the sit-out launch with the q/k/v rows made by kv group: the MK_GROUP_QKV=1 build,
-                        // CudaLlamaEngine.PersistentGroupQkv, an experiment off by default)
                         // and the sit-out launch from the builds of llama.cu's compile-time experiments (GPUOPS_BENCH_MK_BUILDS:
-                        // "name:-DA=1 -DB;name2:-DC", each as CudaLlamaEngine.PersistentDefines; by default the down part's
-                        // rotated batches, MK_DOWN_ROTATE=1; all off in the engine by default)
-                        bool gqDefault = engine.PersistentGroupQkv;
+                        // "name:-DA=1 -DB;name2:-DC", each as CudaLlamaEngine.PersistentDefines; by default the q/k/v rows made by
+                        // kv group, MK_GROUP_QKV=1, and the down part's rotated batches, MK_DOWN_ROTATE=1; all off in the engine)
                         var defDefault = engine.PersistentDefines;
-                        var configs = new List<(string Name, int Grid, int SitOut, bool GroupQkv, IReadOnlyList<string> Defines)>
-                            { ($"{sms}", 0, 0, gqDefault, defDefault), ($"{auto}", auto, 0, gqDefault, defDefault), ($"{auto}-sit-out", 0, sms - auto, gqDefault, defDefault) };
-                        if (CudaLlamaEngine.GroupQkvAppliesFor(auto, engine.Nh, engine.Nkv, engine.Hd))
-                            configs.Add(($"{auto}-sit-out-{(gqDefault ? "no-" : "")}group-qkv", 0, sms - auto, !gqDefault, defDefault));
-                        foreach (var b in (Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_BUILDS") ?? "rotated-down:-DMK_DOWN_ROTATE=1").Split(';', StringSplitOptions.RemoveEmptyEntries))
+                        var configs = new List<(string Name, int Grid, int SitOut, IReadOnlyList<string> Defines)>
+                            { ($"{sms}", 0, 0, defDefault), ($"{auto}", auto, 0, defDefault), ($"{auto}-sit-out", 0, sms - auto, defDefault) };
+                        foreach (var b in (Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_BUILDS") ?? "group-qkv:-DMK_GROUP_QKV=1;rotated-down:-DMK_DOWN_ROTATE=1")
+                                     .Split(';', StringSplitOptions.RemoveEmptyEntries))
                         {
-                            var (bn, bd) = (b.Split(':', 2)[0].Trim(), b.Split(':', 2).ElementAtOrDefault(1) ?? "");
-                            configs.Add(($"{auto}-sit-out-{bn}", 0, sms - auto, gqDefault,
-                                CudaLlamaEngine.CheckDefines(bd.Split(' ', StringSplitOptions.RemoveEmptyEntries).Concat(defDefault).Distinct().ToArray())));
+                            var parts = b.Split(':', 2);
+                            var defs = (parts.Length > 1 ? parts[1] : "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                            configs.Add(($"{auto}-sit-out-{parts[0].Trim()}", 0, sms - auto, CudaLlamaEngine.CheckDefines(defs.Concat(defDefault).Distinct().ToArray())));
                         }
 
                         var idsOf = new Dictionary<string, int[]>();
-                        foreach (var (name, grid, sitOut, groupQkv, defines) in configs.Concat(configs))
+                        foreach (var (name, grid, sitOut, defines) in configs.Concat(configs))
                         {
                             engine.PersistentGrid = grid;
                             engine.PersistentSitOut = sitOut;
-                            engine.PersistentGroupQkv = groupQkv;
                             engine.PersistentDefines = defines;
                             using var cache = engine.CreateCache(1, 16 + sweepSteps + 16);
                             var nx = engine.ForwardArgMax(cache, new[] { new SequenceChunk(0, prompt) });
@@ -273,7 +268,7 @@ public static class InferenceBench
                                 warm = engine.DecodeGreedy(cache, nx, 4);
                                 r = engine.DecodeGreedy(cache, warm.Ids[^1], sweepSteps);
                             }
-                            catch (Exception ex) when (sitOut > 0 || groupQkv || defines.Count > 0)
+                            catch (Exception ex) when (sitOut > 0 || defines.Count > 0)
                             {
                                 // (the sit-out and experiment builds are compiled on first use: report and go on without them)
                                 Say($"  persistent kernel, {name}: failed: {ex.Message}");
@@ -297,11 +292,9 @@ public static class InferenceBench
                         var best = configs.MaxBy(c => byGrid[c.Name]);
                         engine.PersistentGrid = best.Grid;
                         engine.PersistentSitOut = best.SitOut;
-                        engine.PersistentGroupQkv = best.GroupQkv;
                         engine.PersistentDefines = best.Defines;
                         if (best.SitOut > 0) sitOutNote = $"multiprocessors sitting out: {string.Join(' ', engine.SittingOut)}" +
-                            (best.GroupQkv != gqDefault ? $", q/k/v rows by kv group {(best.GroupQkv ? "on" : "off")} (not the engine's default)"
-                                : !best.Defines.SequenceEqual(defDefault) ? $", llama.cu built with {string.Join(' ', best.Defines)} (not the engine's default)"
+                            (!best.Defines.SequenceEqual(defDefault) ? $", llama.cu built with {string.Join(' ', best.Defines)} (not the engine's default)"
                                 : best.SitOut == engine.AutoSitOut ? " (the engine's default)" : "");
                         else sitOutNote = best.Grid > 0 ? $"a plain launch of {best.Grid} blocks (not the engine's default)" : $"all {sms} multiprocessors (not the engine's default)";
                         ours["decode_b1_persistent_grid"] = best.Grid > 0 ? best.Grid : sms - best.SitOut;

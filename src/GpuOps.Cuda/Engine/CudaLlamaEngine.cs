@@ -674,15 +674,6 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     internal IReadOnlyList<int> SittingOut { get; private set; } = Array.Empty<int>();
 
     /// <summary>
-    /// The q/k/v rows made by each kv group's own blocks, and attention waiting on its group's count instead of a grid
-    /// barrier (GPUOPS_ENGINE_GROUP_QKV=1; llama.cu built with MK_GROUP_QKV=1). Off by default: an experiment, not yet
-    /// measured on a GPU (bench/notes/cuda-engine.md, session 11). The kernel uses it only where the work grid is a
-    /// whole number of blocks per head that divides the head and group q/k/v rows evenly (the 8B shape on 128 work ids);
-    /// elsewhere that build runs the grid barrier. Same sums in the same order: the same bits as without it.
-    /// </summary>
-    internal bool PersistentGroupQkv { get; set; } = Environment.GetEnvironmentVariable("GPUOPS_ENGINE_GROUP_QKV") == "1";
-
-    /// <summary>
     /// Whether the MK_GROUP_QKV build groups the q/k/v rows for a work grid (llama.cu mk_qkv_map's condition, the attention
     /// + o split being on): a whole number of blocks per head whose shares of the head's q row pairs and of its kv group's
     /// k and v row pairs are whole and take at most 4 rounds of the block's 8 warp pairs.
@@ -694,12 +685,17 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         return pairs % bph == 0 && pairs % bpg == 0 && pairs / bph + 2 * (pairs / bpg) <= 4 * (MkThreads / 32 / 2);
     }
 
-    /// <summary>Whether the last persistent decode's q/k/v rows were made by kv group (<see cref="PersistentGroupQkv"/> and it applies).</summary>
-    internal bool GroupQkvInUse => PersistentGroupQkv && (PersistentFlags & 17) == 17 && GroupQkvAppliesFor(_mkWorkGrid, Nh, Nkv, Hd);
+    /// <summary>
+    /// Whether the last persistent decode's q/k/v rows were made by kv group: built with -DMK_GROUP_QKV=1 (an experiment,
+    /// off by default: each kv group's blocks make its q/k/v rows and attention waits on the group's count instead of a
+    /// grid barrier; same sums in the same order, so the same bits) and the work grid lets it apply.
+    /// </summary>
+    internal bool GroupQkvInUse => _mkDefines.Contains("-DMK_GROUP_QKV=1") && (PersistentFlags & 17) == 17 && GroupQkvAppliesFor(_mkWorkGrid, Nh, Nkv, Hd);
 
     /// <summary>
     /// Extra preprocessor definitions of the persistent kernel's build (GPUOPS_ENGINE_DEFINES, space-separated), for
-    /// compile-time experiments in llama.cu such as -DMK_DOWN_ROTATE=1 (the bench and the GPU host); none by default.
+    /// compile-time experiments in llama.cu such as -DMK_DOWN_ROTATE=1 or -DMK_GROUP_QKV=1 (the bench and the GPU host);
+    /// none by default.
     /// Each is -DNAME or -DNAME=VALUE (letters, digits, underscores).
     /// </summary>
     internal IReadOnlyList<string> PersistentDefines
@@ -723,15 +719,13 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
 
     /// <summary>
     /// The build of llama.cu the persistent kernel runs from: the main one, or one made on first use (NVRTC, cached on
-    /// disk like the main build) with MK_VIRTUAL_BLOCKS (sit-out), MK_GROUP_QKV=1 (<see cref="PersistentGroupQkv"/>) and
-    /// <see cref="PersistentDefines"/>.
+    /// disk like the main build) with MK_VIRTUAL_BLOCKS (sit-out) and <see cref="PersistentDefines"/>.
     /// </summary>
     private CudaModule DecodeModule(bool virtualBlocks)
     {
         var options = new List<string>();
         if (virtualBlocks) options.Add("-DMK_VIRTUAL_BLOCKS");
-        if (PersistentGroupQkv) options.Add("-DMK_GROUP_QKV=1");
-        options.AddRange(_mkDefines.Except(options));
+        options.AddRange(_mkDefines);
         if (options.Count == 0) return Module;
         string key = string.Join(' ', options);
         if (!_mkBuilds.TryGetValue(key, out var m))

@@ -277,7 +277,7 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
 
     /// <summary>
     /// The q/k/v rows made by kv group, attention waiting on its group's count instead of the grid barrier
-    /// (CudaLlamaEngine.PersistentGroupQkv, the MK_GROUP_QKV=1 builds): the same sums in the same order, so the same bits
+    /// (-DMK_GROUP_QKV=1 through CudaLlamaEngine.PersistentDefines): the same sums in the same order, so the same bits
     /// as the grid barrier, in a plain launch and with multiprocessors sitting out (the fixture's 4 heads at a work grid of 64).
     /// </summary>
     [GpuFact]
@@ -289,7 +289,7 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         Assert.True(CudaLlamaEngine.GroupQkvAppliesFor(grid, e.Nh, e.Nkv, e.Hd));
         var barrier = DecodeSteps(e, ids, true, _ => grid, 0, _ => grid);
         Assert.False(e.GroupQkvInUse);
-        e.PersistentGroupQkv = true;
+        e.PersistentDefines = new[] { "-DMK_GROUP_QKV=1" };
         try
         {
             var grouped = DecodeSteps(e, ids, true, _ => grid, 0, _ => grid);
@@ -302,7 +302,7 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         }
         finally
         {
-            e.PersistentGroupQkv = false;
+            e.PersistentDefines = Array.Empty<string>();
         }
 
         Assert.Equal(barrier, DecodeSteps(e, ids, true, _ => grid, 0, _ => grid));
