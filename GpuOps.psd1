@@ -1,6 +1,6 @@
 @{
     # GpuOps: typed GPU operations for PowerShell 7.4+ (build with `dotnet build`, then Import-Module ./GpuOps.psd1).
-    RootModule           = 'module/bin/GpuOps.PowerShell.dll'
+    RootModule           = 'module/GpuOps.psm1'
     ModuleVersion        = '0.1.0'
     GUID                 = '5b0d3c41-8a57-4c47-9d0e-6f4f1d2a9c7e'
     Author               = 'GpuOps contributors'
@@ -22,6 +22,7 @@
         'ConvertTo-GpuToken'
         'ConvertFrom-GpuToken'
         'Import-GpuModel'
+        'Get-GpuModel'
         'Remove-GpuModel'
         'Invoke-GpuInference'
         'Measure-GpuPerplexity'

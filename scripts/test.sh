@@ -4,7 +4,9 @@
 #      check (clang device-only with an NVRTC shim: scripts/kernel-check; skipped, and said so, without clang),
 #   2. the xunit.v3 suite (CPU tests; GPU tests skip with a reason where no CUDA GPU is present;
 #      hardware tests run against the fake NVML built here with gcc),
-#   3. the Pester suite under tests/pester when pwsh is on PATH (skipped, and said so, otherwise).
+#   3. the Pester suite under tests/pester, with pwsh and Pester 5 from the system or, where missing, installed under
+#      .tools/ by scripts/pester/setup.sh (the PowerShell .NET tool, the Pester package; skipped, and said so, where
+#      neither can be had).
 # Ends with one line: "N passed, N failed, N skipped". Exit code 0 only when nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,8 +84,11 @@ fi
 
 echo "== Pester (tests/pester)"
 pester_count=$(grep -rhoE '^\s*It\s' tests/pester 2>/dev/null | wc -l)
-if command -v pwsh >/dev/null; then
-  pwsh -NoProfile -NonInteractive -File tests/pester/Invoke-Tests.ps1 -ResultPath artifacts/pester.txt
+# pwsh and Pester 5: the system's, else the PowerShell .NET tool and the Pester package from NuGet under .tools/
+if pester_env=$(bash scripts/pester/setup.sh); then
+  rm -f artifacts/pester.txt
+  env PATH="$(echo "$pester_env" | sed -n "s/^PATH=//p")" PSModulePath="$(echo "$pester_env" | sed -n "s/^PSModulePath=//p")" \
+    pwsh -NoProfile -NonInteractive -File tests/pester/Invoke-Tests.ps1 -ResultPath artifacts/pester.txt
   if [ -f artifacts/pester.txt ]; then
     read -r pp pf ps < artifacts/pester.txt
     passed=$((passed + pp)); failed=$((failed + pf)); skipped=$((skipped + ps))
@@ -91,7 +96,7 @@ if command -v pwsh >/dev/null; then
     echo "Pester produced no results"; failed=$((failed + 1))
   fi
 else
-  echo "Pester: SKIPPED, pwsh is not on PATH ($pester_count tests in tests/pester run where PowerShell 7.4+ and Pester 5 are installed)"
+  echo "Pester: SKIPPED, no pwsh with Pester 5 here and none could be installed (see above; $pester_count tests in tests/pester)"
   skipped=$((skipped + pester_count))
 fi
 

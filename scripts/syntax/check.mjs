@@ -3,21 +3,35 @@
 // "syntax: N passed, N failed" line; exit code 1 when any file has a parse error.
 import Parser from 'tree-sitter';
 import PowerShell from 'tree-sitter-powershell';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 
 const root = resolve(process.argv[2] ?? join(import.meta.dirname, '..', '..'));
-const skip = new Set(['node_modules', 'bin', 'obj', '.git', '.gpu-host', '.whl', 'artifacts']);
+const isPowerShell = (name) => /\.(ps1|psm1|psd1)$/i.test(name);
 const files = [];
-(function walk(dir) {
-  for (const name of readdirSync(dir)) {
-    if (skip.has(name)) continue;
-    const p = join(dir, name);
-    const st = statSync(p);
-    if (st.isDirectory()) walk(p);
-    else if (/\.(ps1|psm1|psd1)$/i.test(name) && !/\.ps1xml$/i.test(name)) files.push(p);
-  }
-})(root);
+// In a git checkout: the files git tracks and the untracked ones it does not ignore (not the tools under .tools/,
+// build outputs or packages); elsewhere every file below root but the usual build and package folders.
+let listed = null;
+try {
+  listed = execFileSync('git', ['-C', root, 'ls-files', '-co', '--exclude-standard', '-z'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    .split('\0').filter((f) => f && isPowerShell(f)).map((f) => join(root, f)).filter((p) => existsSync(p));
+} catch {
+  listed = null;
+}
+if (listed) files.push(...listed);
+else {
+  const skip = new Set(['node_modules', 'bin', 'obj', '.git', '.tools', '.gpu-host', '.whl', 'artifacts']);
+  (function walk(dir) {
+    for (const name of readdirSync(dir)) {
+      if (skip.has(name)) continue;
+      const p = join(dir, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (isPowerShell(name)) files.push(p);
+    }
+  })(root);
+}
 
 const parser = new Parser();
 parser.setLanguage(PowerShell);

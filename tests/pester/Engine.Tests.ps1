@@ -30,6 +30,25 @@ Describe 'Import-GpuModel / Remove-GpuModel' {
         $m.IsLoaded | Should -BeFalse
     }
 
+    It 'Get-GpuModel lists the loaded models, by name and by id, and pipes them to Remove-GpuModel' {
+        $a = Import-GpuModel $ModelPath
+        $b = Import-GpuModel $ModelPath
+        $ids = (Get-GpuModel).Id
+        $ids | Should -Contain $a.Id
+        $ids | Should -Contain $b.Id
+        $ids | Should -Contain $Model.Id
+        (Get-GpuModel -Id $b.Id) | Should -Be $b
+        @(Get-GpuModel -Name 'FORTUNE*' | Where-Object Id -In $a.Id, $b.Id).Count | Should -Be 2
+        Get-GpuModel -Name 'no-such-model' -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -Be 'ModelNotLoaded,GpuOps.PowerShell.Cmdlets.GetGpuModelCommand'
+        Get-GpuModel -Id $a.Id, $b.Id | Remove-GpuModel -Confirm:$false
+        $a.IsLoaded | Should -BeFalse
+        $b.IsLoaded | Should -BeFalse
+        (Get-GpuModel).Id | Should -Not -Contain $a.Id
+        $Model.IsLoaded | Should -BeTrue
+        (TabExpansion2 -inputScript 'Get-GpuModel -Name fort' -cursorColumn 23).CompletionMatches.CompletionText | Should -Contain 'fortune-llama'
+    }
+
     It 'says plainly that CUDA inference needs a GPU where none is present' -Skip:([bool](Get-Command nvidia-smi -ErrorAction SilentlyContinue)) {
         { Import-GpuModel $ModelPath -Device cuda -ErrorAction Stop } | Should -Throw -ErrorId 'CudaEngineNotAvailable*'
     }

@@ -24,6 +24,26 @@ Describe 'GpuOps module' {
         $alc.Name | Should -Be 'GpuOps'
     }
 
+    It 'keeps only its loader in PowerShell''s default load context' {
+        $default = [System.Runtime.Loader.AssemblyLoadContext]::Default.Assemblies |
+            Where-Object { $_.GetName().Name -like 'GpuOps*' } | ForEach-Object { $_.GetName().Name }
+        $default | Should -Be @('GpuOps.PowerShell.Loader')
+        $cmdletAssembly = (Get-Command Get-Gpu).ImplementingType.Assembly
+        [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($cmdletAssembly).Name | Should -Be 'GpuOps'
+        $cmdletAssembly.Location | Should -BeLike (Join-Path $RepoRoot 'module' 'bin' 'deps' '*')
+    }
+
+    It 'exports every cmdlet again after Import-Module -Force and after Remove-Module' {
+        $count = (Import-PowerShellDataFile $Manifest).CmdletsToExport.Count
+        Import-Module $Manifest -Force
+        (Get-Module GpuOps).ExportedCmdlets.Count | Should -Be $count
+        Remove-Module GpuOps -Force
+        Get-Command Get-GpuOpsInfo -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Import-Module $Manifest
+        (Get-Command -Module GpuOps -CommandType Cmdlet).Count | Should -Be $count
+        (Get-GpuOpsInfo).GpuOpsVersion | Should -Match '^\d+\.\d+\.\d+'
+    }
+
     It 'Get-GpuOpsInfo reports versions and every native library' {
         $info = Get-GpuOpsInfo
         $info.GpuOpsVersion | Should -Match '^\d+\.\d+\.\d+'

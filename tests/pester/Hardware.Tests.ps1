@@ -26,6 +26,13 @@ BeforeAll {
         & pwsh -NoProfile -NonInteractive -Command $ScriptBlock -args $Manifest
     }
 
+    # (the child's host text: -WhatIf writes "What if: ..." to the host, not to a stream that a script block's
+    # serialized output would carry)
+    function script:Invoke-InChildText {
+        param([string] $Command)
+        & pwsh -NoProfile -NonInteractive -Command "Import-Module '$Manifest'; $Command" 2>&1 | Out-String
+    }
+
     function script:Get-FakeLimit {
         param([int] $Gpu)
         $line = Get-Content $env:FAKE_NVML_STATE | Where-Object { $_ -like "gpu$Gpu.limit_mw=*" } | Select-Object -Last 1
@@ -33,11 +40,11 @@ BeforeAll {
     }
 }
 
-AfterEach {
-    Remove-Item -Path 'Env:GPUOPS_NVML_LIBRARY', 'Env:FAKE_NVML_STATE', 'Env:GPUOPS_STATE_DIR' -ErrorAction SilentlyContinue
-}
-
 Describe 'Hardware cmdlets on the fake NVML' {
+    AfterEach {
+        Remove-Item -Path 'Env:GPUOPS_NVML_LIBRARY', 'Env:FAKE_NVML_STATE', 'Env:GPUOPS_STATE_DIR' -ErrorAction SilentlyContinue
+    }
+
     It 'Get-Gpu lists two GPUs as plain objects' {
         $null = New-FakeState
         $gpus = Invoke-InChild { param($m) Import-Module $m; Get-Gpu }
@@ -48,8 +55,9 @@ Describe 'Hardware cmdlets on the fake NVML' {
 
     It 'Get-Gpu | Set-GpuPowerLimit -Percent 70 -WhatIf changes nothing' {
         $null = New-FakeState
-        $out = Invoke-InChild { param($m) Import-Module $m; Get-Gpu | Set-GpuPowerLimit -Percent 70 -WhatIf *>&1 | Out-String }
-        $out | Should -Match 'Set the power limit from 700 W to 490 W'
+        $out = Invoke-InChildText 'Get-Gpu | Set-GpuPowerLimit -Percent 70 -WhatIf'
+        $out | Should -Match 'What if: .*Set the power limit from 700 W to 490 W'
+        ($out | Select-String -Pattern 'What if:' -AllMatches).Matches.Count | Should -Be 2
         Get-FakeLimit 0 | Should -Be 700000
     }
 
@@ -65,8 +73,10 @@ Describe 'Hardware cmdlets on the fake NVML' {
 
     It 'refuses values outside the constraints with the allowed range' {
         $null = New-FakeState
-        $err = Invoke-InChild { param($m) Import-Module $m; try { Set-GpuPowerLimit -Index 0 -Watts 150 -Confirm:$false; 'no error' } catch { $_.FullyQualifiedErrorId + ' ' + $_.Exception.Message } }
-        $err | Should -Match 'PowerLimitOutOfRange'
+        # (a non-terminating error per GPU, as for any failed item: -ErrorAction Stop makes it catchable)
+        $err = Invoke-InChild { param($m) Import-Module $m; try { Set-GpuPowerLimit -Index 0 -Watts 150 -Confirm:$false -ErrorAction Stop; 'no error' } catch { $_.FullyQualifiedErrorId + ' ' + $_.CategoryInfo.Category + ' ' + $_.Exception.Message } }
+        $err | Should -Match '^PowerLimitOutOfRange,GpuOps\.PowerShell\.Cmdlets\.SetGpuPowerLimitCommand InvalidArgument '
+        Get-FakeLimit 0 | Should -Be 700000
         $err | Should -Match '200 W to 700 W'
     }
 

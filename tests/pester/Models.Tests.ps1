@@ -49,6 +49,20 @@ Describe 'ConvertTo-GpuToken / ConvertFrom-GpuToken' {
         (ConvertTo-GpuToken $Model $text | ConvertFrom-GpuToken $Model).Text | Should -Be $text
     }
 
+    It 'takes a loaded model (its tokenizer), also piped in, and says when it has been removed' {
+        $m = Import-GpuModel $Model -Device cpu
+        try {
+            (ConvertTo-GpuToken -Model $m -Text 'Hello world').Ids | Should -Be (ConvertTo-GpuToken $Model 'Hello world').Ids
+            ($m | ConvertTo-GpuToken -Text 'Hello world' | ConvertFrom-GpuToken -Model $m).Text | Should -Be 'Hello world'
+            ($m | ConvertFrom-GpuToken -Id 0, 34, 2307, 27).Text | Should -Be (ConvertFrom-GpuToken $Model -Id 0, 34, 2307, 27).Text
+        }
+        finally {
+            $m | Remove-GpuModel -Confirm:$false
+        }
+        ConvertTo-GpuToken -Model $m -Text 'Hello' -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ModelRemoved,*'
+    }
+
     It 'reads the tokenizer stored in a GGUF file' {
         (ConvertTo-GpuToken $Gguf 'Hello world').Ids | Should -Be (ConvertTo-GpuToken $Model 'Hello world').Ids
     }

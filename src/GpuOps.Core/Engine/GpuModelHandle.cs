@@ -91,7 +91,8 @@ public sealed class GpuModelHandle : IDisposable
     /// <summary>False once Remove-GpuModel has freed it.</summary>
     public bool IsLoaded => _engine is not null;
 
-    public ITokenizer Tokenizer => _tokenizer ?? throw NotLoaded();
+    /// <summary>The model's tokenizer; a clear error once the handle has been removed, as for <see cref="Engine"/>.</summary>
+    public ITokenizer Tokenizer => _engine is not null && _tokenizer is not null ? _tokenizer : throw NotLoaded();
 
     public GenerationDefaults Generation => _generation ?? throw NotLoaded();
 

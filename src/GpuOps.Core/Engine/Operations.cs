@@ -42,6 +42,74 @@ public sealed class CheckInferenceDeviceOperation : IOperation
     public void Execute(IOperationHost host) => GpuModelHandle.CheckDevice(Device, DType);
 }
 
+/// <summary>
+/// Get-GpuModel: the models loaded in this process and not yet removed, in load order; by name (wildcards * ? [..],
+/// case-insensitive) or by handle id. A name without wildcards or an id that matches nothing is an error for that
+/// item, as Get-Process does.
+/// </summary>
+public sealed class GetGpuModelOperation : IOperation
+{
+    public string[]? Name { get; init; }
+    public int[]? Id { get; init; }
+
+    public void Execute(IOperationHost host)
+    {
+        var all = GpuModelHandle.All;
+        if (Id is { Length: > 0 })
+        {
+            foreach (int id in Id)
+            {
+                var h = all.FirstOrDefault(m => m.Id == id);
+                if (h is null) host.WriteError(new OperationError("ModelHandleNotFound", ErrorCategory.ObjectNotFound, $"No loaded model has handle id {id}.", id));
+                else host.WriteObject(h);
+            }
+
+            return;
+        }
+
+        if (Name is not { Length: > 0 })
+        {
+            foreach (var h in all) host.WriteObject(h);
+            return;
+        }
+
+        var written = new HashSet<int>();
+        foreach (var pattern in Name)
+        {
+            var re = Wildcard(pattern);
+            var hits = all.Where(m => re.IsMatch(m.Name)).ToList();
+            if (hits.Count == 0 && !HasWildcard(pattern))
+                host.WriteError(new OperationError("ModelNotLoaded", ErrorCategory.ObjectNotFound, $"No loaded model is named '{pattern}'.", pattern));
+            foreach (var h in hits)
+                if (written.Add(h.Id)) host.WriteObject(h);
+        }
+    }
+
+    private static bool HasWildcard(string s) => s.IndexOfAny(['*', '?', '[']) >= 0;
+
+    /// <summary>PowerShell's wildcard pattern (* ? [abc] [a-z], ` escapes) as an anchored, case-insensitive regex.</summary>
+    internal static System.Text.RegularExpressions.Regex Wildcard(string pattern)
+    {
+        var sb = new System.Text.StringBuilder("^");
+        for (int i = 0; i < pattern.Length; i++)
+        {
+            char c = pattern[i];
+            if (c == '`' && i + 1 < pattern.Length) sb.Append(System.Text.RegularExpressions.Regex.Escape(pattern[++i].ToString()));
+            else if (c == '*') sb.Append(".*");
+            else if (c == '?') sb.Append('.');
+            else if (c == '[' && pattern.IndexOf(']', i + 1) is int end && end > i + 1)
+            {
+                sb.Append('[').Append(pattern[(i + 1)..end].Replace(@"\", @"\\").Replace("^", @"\^")).Append(']');
+                i = end;
+            }
+            else sb.Append(System.Text.RegularExpressions.Regex.Escape(c.ToString()));
+        }
+
+        return new System.Text.RegularExpressions.Regex(sb.Append('$').ToString(),
+            System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+    }
+}
+
 /// <summary>Remove-GpuModel: free a loaded model.</summary>
 public sealed class RemoveGpuModelOperation : IOperation
 {

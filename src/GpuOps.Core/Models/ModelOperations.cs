@@ -125,9 +125,12 @@ public sealed class ConvertToTokenOperation : IOperation
     /// <summary>A tokenizer to use instead of opening <see cref="Model"/> (e.g. from a loaded model).</summary>
     public ITokenizer? Tokenizer { get; set; }
 
+    /// <summary>A loaded model whose tokenizer to use (a clear error once it has been removed).</summary>
+    public Engine.GpuModelHandle? LoadedModel { get; set; }
+
     public void Execute(IOperationHost host)
     {
-        var tok = Tokenizer ?? TokenizerCache.Get(Model);
+        var tok = Tokenizer ?? LoadedModel?.Tokenizer ?? TokenizerCache.Get(Model);
         foreach (var text in Text)
         {
             host.CancellationToken.ThrowIfCancellationRequested();
@@ -149,9 +152,12 @@ public sealed class ConvertFromTokenOperation : IOperation
 
     public ITokenizer? Tokenizer { get; set; }
 
+    /// <summary>A loaded model whose tokenizer to use (a clear error once it has been removed).</summary>
+    public Engine.GpuModelHandle? LoadedModel { get; set; }
+
     public void Execute(IOperationHost host)
     {
-        var tok = Tokenizer ?? TokenizerCache.Get(Model);
+        var tok = Tokenizer ?? LoadedModel?.Tokenizer ?? TokenizerCache.Get(Model);
         foreach (var id in Ids)
         {
             if (id < 0 || id >= tok.VocabSize)

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using GpuOps.Core.Engine;
 using GpuOps.Core.Models;
 
 namespace GpuOps.PowerShell.Cmdlets;
@@ -12,11 +13,11 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(DetokenizationResult))]
 public sealed class ConvertFromGpuTokenCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">Model directory, tokenizer.json or .gguf file.</para></summary>
-    [Parameter(Mandatory = true, Position = 0)]
+    /// <summary><para type="description">A model from Import-GpuModel (its tokenizer), or a model directory, tokenizer.json or .gguf file.</para></summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Path", "ModelPath")]
-    [ValidateNotNullOrEmpty]
-    public string Model { get; set; } = "";
+    [ValidateNotNull]
+    public GpuModelHandle Model { get; set; } = null!;
 
     /// <summary><para type="description">Token ids (a TokenizationResult's Ids bind by property name).</para></summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
@@ -29,7 +30,8 @@ public sealed class ConvertFromGpuTokenCommand : GpuOpsCmdlet
 
     protected override void ProcessRecord() => RunForItem(new ConvertFromTokenOperation
     {
-        Model = GetUnresolvedProviderPathFromPSPath(Model),
+        Model = Model.IsPathOnly ? GetUnresolvedProviderPathFromPSPath(Model.Path) : Model.Path,
+        LoadedModel = Model.IsPathOnly ? null : Model,
         Ids = Id,
         SkipSpecialTokens = !KeepSpecialTokens.IsPresent,
     });

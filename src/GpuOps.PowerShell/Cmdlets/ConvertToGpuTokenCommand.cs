@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using GpuOps.Core.Engine;
 using GpuOps.Core.Models;
 
 namespace GpuOps.PowerShell.Cmdlets;
@@ -13,11 +14,11 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(TokenizationResult))]
 public sealed class ConvertToGpuTokenCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">Model directory, tokenizer.json or .gguf file.</para></summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    /// <summary><para type="description">A model from Import-GpuModel (its tokenizer), or a model directory, tokenizer.json or .gguf file.</para></summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Path", "ModelPath")]
-    [ValidateNotNullOrEmpty]
-    public string Model { get; set; } = "";
+    [ValidateNotNull]
+    public GpuModelHandle Model { get; set; } = null!;
 
     /// <summary><para type="description">The text(s) to encode.</para></summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -30,7 +31,8 @@ public sealed class ConvertToGpuTokenCommand : GpuOpsCmdlet
 
     protected override void ProcessRecord() => RunForItem(new ConvertToTokenOperation
     {
-        Model = GetUnresolvedProviderPathFromPSPath(Model),
+        Model = Model.IsPathOnly ? GetUnresolvedProviderPathFromPSPath(Model.Path) : Model.Path,
+        LoadedModel = Model.IsPathOnly ? null : Model,
         Text = Text,
         AddSpecialTokens = !NoSpecialTokens.IsPresent,
     });

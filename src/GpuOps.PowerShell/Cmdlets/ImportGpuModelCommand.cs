@@ -35,13 +35,14 @@ public sealed class ImportGpuModelCommand : GpuOpsCmdlet
         RunForItem(new ImportGpuModelOperation { Path = GetUnresolvedProviderPathFromPSPath(Path), Device = Device, DType = DType });
 }
 
-/// <summary>Completes -Device with cpu, cuda, auto and cuda:0..7.</summary>
+/// <summary>Completes -Device with cpu, auto, cuda and cuda:N for each CUDA GPU present (the driver's count).</summary>
 public sealed class DeviceCompleter : IArgumentCompleter
 {
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
     {
-        var all = new[] { "cpu", "cuda", "auto" }.Concat(Enumerable.Range(0, 8).Select(i => $"cuda:{i}"));
+        int gpus = GpuOps.Core.Native.NativeProbe.CudaDevices(out _).Count;
+        var all = new[] { "cpu", "auto", "cuda" }.Concat(Enumerable.Range(0, gpus).Select(i => $"cuda:{i}"));
         return all.Where(d => d.StartsWith(wordToComplete ?? string.Empty, StringComparison.OrdinalIgnoreCase))
             .Select(d => new CompletionResult(d, d, CompletionResultType.ParameterValue, d));
     }

@@ -47,6 +47,61 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
     }
 
     [Fact]
+    public void GetListsLoadedModelsByNameWildcardAndId()
+    {
+        var load = new RecordingHost();
+        new ImportGpuModelOperation { Path = ModelDir }.Execute(load);
+        new ImportGpuModelOperation { Path = ModelDir }.Execute(load);
+        var (a, b) = (load.ObjectsOf<GpuModelHandle>().First(), load.ObjectsOf<GpuModelHandle>().Last());
+        try
+        {
+            var all = new RecordingHost();
+            new GetGpuModelOperation().Execute(all);
+            var listed = all.ObjectsOf<GpuModelHandle>().ToList();
+            Assert.Contains(a, listed);
+            Assert.True(listed.IndexOf(a) < listed.IndexOf(b), "load order");
+            Assert.All(listed, h => Assert.True(h.IsLoaded));
+
+            var byId = new RecordingHost();
+            new GetGpuModelOperation { Id = [b.Id, int.MaxValue, a.Id] }.Execute(byId);
+            Assert.Equal(new[] { b, a }, byId.ObjectsOf<GpuModelHandle>());
+            Assert.Equal("ModelHandleNotFound", Assert.Single(byId.Errors).ErrorId);
+
+            // wildcards, case-insensitive, each handle once; a plain name that matches nothing is an error, a pattern is not
+            var byName = new RecordingHost();
+            new GetGpuModelOperation { Name = ["FORTUNE-*", "fortune-llam?", "no-such-model", "no-such-*"] }.Execute(byName);
+            var named = byName.ObjectsOf<GpuModelHandle>().ToList();
+            Assert.Contains(a, named);
+            Assert.Contains(b, named);
+            Assert.Equal(named.Count, named.Distinct().Count());
+            Assert.Equal("ModelNotLoaded", Assert.Single(byName.Errors).ErrorId);
+        }
+        finally
+        {
+            a.Dispose();
+            b.Dispose();
+        }
+
+        var after = new RecordingHost();
+        new GetGpuModelOperation { Id = [a.Id] }.Execute(after);
+        Assert.Empty(after.Objects);
+        Assert.Single(after.Errors);
+    }
+
+    [Theory]
+    [InlineData("fortune-llama", "fortune-llama", true)]
+    [InlineData("f*a", "fortune-llama", true)]
+    [InlineData("fortune-llam?", "fortune-llama", true)]
+    [InlineData("[ef]ortune*", "fortune-llama", true)]
+    [InlineData("[a-e]ortune*", "fortune-llama", false)]
+    [InlineData("fortune", "fortune-llama", false)]
+    [InlineData("a.b", "axb", false)]
+    [InlineData("a`*b", "a*b", true)]
+    [InlineData("a`*b", "axb", false)]
+    public void NamePatternsAreWildcardsNotRegexes(string pattern, string name, bool match) =>
+        Assert.Equal(match, GetGpuModelOperation.Wildcard(pattern).IsMatch(name));
+
+    [Fact]
     public void WhatIfLoadsAndRemovesNothing()
     {
         var host = new RecordingHost { Confirm = false };

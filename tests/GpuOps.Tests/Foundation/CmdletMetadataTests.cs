@@ -134,7 +134,7 @@ public class CmdletMetadataTests
         var exported = Regex.Matches(block.Groups["list"].Value, "'([^']+)'").Select(m => m.Groups[1].Value).ToHashSet();
         var actual = Cmdlets().Select(c => $"{c.Verb}-{c.Noun}").ToHashSet();
         Assert.Equal(actual.OrderBy(x => x), exported.OrderBy(x => x));
-        Assert.Matches(@"RootModule\s*=\s*'module/bin/GpuOps\.PowerShell\.dll'", manifest);
+        Assert.Matches(@"RootModule\s*=\s*'module/GpuOps\.psm1'", manifest);
         Assert.Matches(@"CompatiblePSEditions\s*=\s*@\('Core'\)", manifest);
         Assert.Matches(@"PowerShellVersion\s*=\s*'7\.4'", manifest);
         foreach (var key in new[] { "Description", "LicenseUri", "ProjectUri", "Tags" }) Assert.Contains(key, manifest);

@@ -21,7 +21,7 @@ public static class Metadata
 
     public static string PowerShellReferencePath => Path.Combine(AppContext.BaseDirectory, "psref", "System.Management.Automation.dll");
 
-    public static string CmdletAssemblyPath => Repo.PathOf("module", "bin", "GpuOps.PowerShell.dll");
+    public static string CmdletAssemblyPath => Repo.PathOf("module", "bin", "deps", "GpuOps.PowerShell.dll");
 
     public static string DepsDirectory => Repo.PathOf("module", "bin", "deps");
 
