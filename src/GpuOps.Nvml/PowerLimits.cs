@@ -45,7 +45,7 @@ public sealed class GetPowerLimitOperation : IOperation
             {
                 host.WriteObject(PowerLimitReader.Read(d));
             }
-            catch (NvmlException ex)
+            catch (GpuOpsException ex)   // (NVML errors and a GPU without power management: an error for that GPU, the others still listed)
             {
                 host.WriteError(OperationError.From(ex));
             }

@@ -54,6 +54,9 @@ public sealed class OptimizePowerLimitOperation : IOperation
     /// <summary>Runs the work once; returns its throughput, or null to count runs per second.</summary>
     public Func<CancellationToken, double?>? Workload { get; set; }
 
+    /// <summary>A registered workload (<see cref="PowerSweepWorkloads"/>) to use when <see cref="Workload"/> is null, looked up when the operation runs.</summary>
+    public string? WorkloadLookup { get; set; }
+
     /// <summary>A name for the workload (messages and verbose output).</summary>
     public string WorkloadName { get; set; } = "workload";
 
@@ -180,6 +183,7 @@ public sealed class OptimizePowerLimitOperation : IOperation
 
     private void Validate()
     {
+        if (Workload is null && WorkloadLookup is not null) Workload = PowerSweepWorkloads.Get(WorkloadLookup);
         if (Workload is null) throw GpuOpsException.InvalidArgument("WorkloadRequired", "Give a workload: -ScriptBlock or -Benchmark (gpuops: -- <command>).");
         if (!double.IsFinite(StepWatts) || StepWatts < 1 || StepWatts > SetPowerLimitOperation.AbsurdWatts)
             throw GpuOpsException.InvalidArgument("InvalidStep", $"The step must be between 1 and {SetPowerLimitOperation.AbsurdWatts} W (got {StepWatts}).", StepWatts);

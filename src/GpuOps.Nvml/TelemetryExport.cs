@@ -23,6 +23,8 @@ public enum TelemetryExportFormat
 public sealed class ExportTelemetryOperation : IOperation
 {
     private readonly SortedDictionary<int, GpuTelemetrySample> _latest = new();
+    private string? _approvedFor;
+    private bool _approved;
 
     public string Path { get; set; } = string.Empty;
     public TelemetryExportFormat Format { get; set; } = TelemetryExportFormat.Prometheus;
@@ -40,9 +42,16 @@ public sealed class ExportTelemetryOperation : IOperation
     {
         if (string.IsNullOrWhiteSpace(Path)) throw GpuOpsException.InvalidArgument("PathRequired", "Give the file to write (-Path).");
         var full = System.IO.Path.GetFullPath(Path);
-        if (Format == TelemetryExportFormat.Prometheus && !full.EndsWith(".prom", StringComparison.Ordinal))
-            host.WriteWarning($"{full}: node_exporter's textfile collector reads only files ending in .prom.");
-        if (!host.ShouldProcess(full, $"Write GPU telemetry ({Format})", ConfirmImpact.Low)) return;
+        // (once per operation: a cmdlet calls it once per piped sample, and should warn and ask once, not per sample)
+        if (_approvedFor != full)
+        {
+            if (Format == TelemetryExportFormat.Prometheus && !full.EndsWith(".prom", StringComparison.Ordinal))
+                host.WriteWarning($"{full}: node_exporter's textfile collector reads only files ending in .prom.");
+            _approved = host.ShouldProcess(full, $"Write GPU telemetry ({Format})", ConfirmImpact.Low);
+            _approvedFor = full;
+        }
+
+        if (!_approved) return;
         int before = SamplesWritten;
         if (Stream is not null)
         {

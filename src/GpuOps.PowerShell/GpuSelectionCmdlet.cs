@@ -9,12 +9,14 @@ namespace GpuOps.PowerShell;
 /// </summary>
 public abstract class GpuSelectionCmdlet : GpuOpsCmdlet
 {
+    /// <summary><para type="description">Indices of the GPUs to act on, as NVML numbers them (the Index that Get-Gpu shows; 0 to 63). Objects with an Index or GpuIndex property, such as those of Get-Gpu and Get-GpuPowerLimit, bind by property name. Without -Index and -Uuid the cmdlet acts on every GPU (Restore-GpuPowerLimit: on every GPU that has a journal entry).</para></summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("GpuIndex")]
     [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
     public int[]? Index { get; set; }
 
+    /// <summary><para type="description">UUIDs of the GPUs to act on (GPU-xxxxxxxx-..., as Get-Gpu shows them; compared case-insensitively). Given together with -Index, the cmdlet acts on the GPUs of both lists, each once. Objects with a Uuid property bind by property name.</para></summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(GpuUuidCompleter))]

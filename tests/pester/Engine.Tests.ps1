@@ -95,6 +95,13 @@ Describe 'Invoke-GpuInference' {
 }
 
 Describe 'Measure-GpuPerplexity and Measure-GpuInference' {
+    It 'asks for the text file when a piped model would give -Path its own folder' {
+        { $Model | Measure-GpuPerplexity -Context 64 -MaxWindows 1 } | Should -Throw -ErrorId 'TextFileRequired,*'
+        # (a file piped in still binds -Path by its FullName)
+        $r = Get-Item (Join-Path $RepoRoot 'tests' 'data' 'fortune-corpus' 'test.txt') | Measure-GpuPerplexity -Model $Model -Context 64 -MaxWindows 1
+        $r.Windows | Should -Be 1
+    }
+
     It 'measures perplexity on a subset of windows' {
         $r = $Model | Measure-GpuPerplexity -Path (Join-Path $RepoRoot 'tests' 'data' 'fortune-corpus' 'test.txt') -Context 128 -MaxWindows 3
         $r.Windows | Should -Be 3

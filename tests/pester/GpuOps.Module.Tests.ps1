@@ -42,6 +42,7 @@ Describe 'GpuOps module' {
         Import-Module $Manifest
         (Get-Command -Module GpuOps -CommandType Cmdlet).Count | Should -Be $count
         (Get-GpuOpsInfo).GpuOpsVersion | Should -Match '^\d+\.\d+\.\d+'
+        (Get-Help Get-Gpu).Synopsis.Trim() | Should -Not -BeLike 'Get-Gpu*' -Because 'help is still found after a re-import'
     }
 
     It 'Get-GpuOpsInfo reports versions and every native library' {
@@ -49,6 +50,21 @@ Describe 'GpuOps module' {
         $info.GpuOpsVersion | Should -Match '^\d+\.\d+\.\d+'
         $info.Libraries.Count | Should -Be 4
         $info.Backend | Should -BeIn @('cpu', 'cuda')
+    }
+
+    It 'Get-Help gives every cmdlet a synopsis, described parameters and examples' {
+        foreach ($c in Get-Command -Module GpuOps -CommandType Cmdlet) {
+            $h = Get-Help $c.Name -Full
+            # (without a help file Get-Help's synopsis is the syntax, which starts with the name)
+            $h.Synopsis.Trim() | Should -Not -BeLike "$($c.Name)*" -Because "$($c.Name) should have a synopsis"
+            ($h.description | Out-String).Trim() | Should -Not -BeNullOrEmpty -Because "$($c.Name) should have a description"
+            @($h.examples.example).Count | Should -BeGreaterThan 0 -Because "$($c.Name) should have an example"
+            foreach ($p in @($h.parameters.parameter | Where-Object { $_ })) {   # (none: Get-GpuOpsInfo)
+                ($p.description | Out-String).Trim() | Should -Not -BeNullOrEmpty -Because "$($c.Name) -$($p.name) should be described"
+            }
+        }
+        (Get-Help Set-GpuPowerLimit -Parameter Percent).required | Should -Be 'true'
+        (Get-Help Get-GpuModel -Parameter Name).globbing | Should -Be 'true'
     }
 
     It 'every cmdlet has help-friendly metadata (OutputType)' {

@@ -5,22 +5,23 @@ namespace GpuOps.PowerShell.Cmdlets;
 
 /// <summary>
 /// <para type="synopsis">Lists the models loaded in this session (Import-GpuModel) and not yet removed.</para>
-/// <para type="description">By name (wildcards) or by handle id; without either, every loaded model in load order. The handles are the live objects Import-GpuModel returned, so Get-GpuModel | Remove-GpuModel frees them all.</para>
+/// <para type="description">By name (wildcards) or by handle id; without either, every loaded model in load order. The handles are the live objects Import-GpuModel returned, so Get-GpuModel | Remove-GpuModel frees them all. A name without wildcards or an id that matches no loaded model is a non-terminating error; a wildcard pattern that matches nothing returns nothing.</para>
 /// </summary>
-/// <example><code>Get-GpuModel</code></example>
-/// <example><code>Get-GpuModel fortune* | Remove-GpuModel</code></example>
+/// <example><code>Get-GpuModel</code>Lists every model loaded in this session, with its id, device, dtype and size.</example>
+/// <example><code>Get-GpuModel fortune* | Remove-GpuModel</code>Frees every loaded model whose name starts with "fortune".</example>
+/// <example><code>Get-GpuModel -Id 1 | Invoke-GpuInference -Prompt 'A fortune:' -MaxTokens 32</code>Generates text with the model whose handle id is 1.</example>
 [Cmdlet(VerbsCommon.Get, "GpuModel", DefaultParameterSetName = "Name")]
 [OutputType(typeof(GpuModelHandle))]
 public sealed class GetGpuModelCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">Model names (the folder or file name), wildcards allowed.</para></summary>
+    /// <summary><para type="description">Names of loaded models (the model's folder or file name, as in the Name column), compared case-insensitively; wildcards (* ? [ ]) are allowed. Without -Name and -Id every loaded model is listed.</para></summary>
     [Parameter(Position = 0, ParameterSetName = "Name")]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(LoadedModelNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[]? Name { get; set; }
 
-    /// <summary><para type="description">Handle ids (the Id column).</para></summary>
+    /// <summary><para type="description">Handle ids of loaded models (the Id column). Objects with an Id property bind by property name.</para></summary>
     [Parameter(Mandatory = true, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
     public int[]? Id { get; set; }
 

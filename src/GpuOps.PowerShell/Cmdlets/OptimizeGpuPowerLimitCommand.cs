@@ -6,63 +6,80 @@ namespace GpuOps.PowerShell.Cmdlets;
 /// <summary>
 /// <para type="synopsis">Finds the energy-optimal power limit: sweeps limits from the maximum down to the minimum, runs a workload at each, and chooses by objective.</para>
 /// <para type="description">At each limit: warm-up runs, then measured runs in an energy window. The workload's throughput is the number its last output is (e.g. tokens/s), or runs per second. Objectives: MinEnergy, MinEnergyDelay, Cost (Zeus: η·E + (1−η)·MaxPower·T, -Eta) and MaxSlowdown (-Factor). Returns every point plus the choice; -Apply sets it. The limit in force before the sweep is restored whatever happens (exception, Ctrl+C); it is journaled first, so Restore-GpuPowerLimit undoes a killed sweep.</para>
+/// <para type="description">Sweeps one GPU per call (-Uuid, else -Index, default GPU 0) and writes one PowerOptimizationResult (original and chosen limit, Applied, and Points with one PowerSweepPoint per limit). Changing limits needs root/Administrator (in containers: SYS_ADMIN). ConfirmImpact is High: PowerShell asks before the sweep and, with -Apply, again before setting the choice; -WhatIf shows the sweep without changing anything. Errors are terminating.</para>
 /// </summary>
+/// <example><code>$m = Import-GpuModel ./tests/data/fortune-llama -Device cuda
+/// Optimize-GpuPowerLimit -Index 0 -ScriptBlock { ($m | Invoke-GpuInference -Prompt 'A fortune:' -MaxTokens 256 -IgnoreEos).DecodeTokensPerSecond } -WhatIf</code>Shows the sweep that would run on GPU 0, with decode tokens/s as the throughput, without changing any limit.</example>
+/// <example><code>$m = Import-GpuModel ./tests/data/fortune-llama -Device cuda
+/// $r = Optimize-GpuPowerLimit -Index 0 -ScriptBlock { ($m | Invoke-GpuInference -Prompt 'A fortune:' -MaxTokens 256 -IgnoreEos).DecodeTokensPerSecond } -Objective MaxSlowdown -Factor 1.05 -StepWatts 50 -Apply
+/// $r.Points | Format-Table PowerLimitWatts, Throughput, EnergyPerWork, Chosen</code>After confirmation, sweeps GPU 0 in 50 W steps, sets the least-energy limit at most 5 % slower than the highest one (asking again), and shows every point.</example>
 [Cmdlet(VerbsCommon.Optimize, "GpuPowerLimit", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = "ScriptBlock")]
 [OutputType(typeof(PowerOptimizationResult))]
 public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
 {
+    /// <summary><para type="description">The workload, run in the current session for every warm-up and measured run at each limit. If its last output is a number (e.g. tokens/s), that is the run's throughput; otherwise runs per second are used.</para></summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "ScriptBlock")]
     public ScriptBlock ScriptBlock { get; set; } = null!;
 
+    /// <summary><para type="description">The name of a registered power-sweep workload to run instead of a script block; Tab completes the registered names. An unknown name is an error.</para></summary>
     [Parameter(Mandatory = true, ParameterSetName = "Benchmark")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(PowerSweepBenchmarkCompleter))]
     public string Benchmark { get; set; } = string.Empty;
 
+    /// <summary><para type="description">Index of the GPU to sweep, as NVML numbers it (Get-Gpu's Index; default 0). Ignored when -Uuid is given. Objects with an Index or GpuIndex property bind by property name, one sweep per object.</para></summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("GpuIndex")]
     [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
     public int Index { get; set; }
 
+    /// <summary><para type="description">UUID of the GPU to sweep (as Get-Gpu shows it); it takes precedence over -Index. Objects with a Uuid property bind by property name.</para></summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string? Uuid { get; set; }
 
+    /// <summary><para type="description">Watts between the limits tried (default 25). The sweep goes from -MaxWatts down to -MinWatts in these steps and always ends at -MinWatts.</para></summary>
     [Parameter]
     [ValidateRange(1.0, 5000.0)]
     public double StepWatts { get; set; } = 25;
 
+    /// <summary><para type="description">The lowest limit tried, in watts (default: the GPU's minimum limit). It must lie within the GPU's allowed range.</para></summary>
     [Parameter]
     [ValidateRange(1.0, 5000.0)]
     public double? MinWatts { get; set; }
 
+    /// <summary><para type="description">The highest limit tried, in watts, where the sweep starts (default: the GPU's maximum limit). It must lie within the GPU's allowed range and not below -MinWatts.</para></summary>
     [Parameter]
     [ValidateRange(1.0, 5000.0)]
     public double? MaxWatts { get; set; }
 
+    /// <summary><para type="description">Unmeasured runs of the workload after each limit is set, before the measured runs (default 1).</para></summary>
     [Parameter]
     [ValidateRange(0, 1000)]
     public int WarmupRuns { get; set; } = 1;
 
+    /// <summary><para type="description">Measured runs at each limit (default 3), inside one energy window; each point reports time and energy per run and the mean throughput.</para></summary>
     [Parameter]
     [ValidateRange(1, 1000)]
     public int Runs { get; set; } = 3;
 
+    /// <summary><para type="description">How the limit is chosen: MinEnergy (the default; least energy per unit of work), MinEnergyDelay (least energy x time per unit of work), Cost (least η·E + (1−η)·MaxPower·T, weighted by -Eta) or MaxSlowdown (least energy among the limits at most -Factor times slower than the highest limit swept). Ties go to the higher limit.</para></summary>
     [Parameter]
     public PowerObjective Objective { get; set; } = PowerObjective.MinEnergy;
 
-    /// <summary>MaxSlowdown: the largest slowdown accepted (1.1 = 10 % slower than at the highest limit).</summary>
+    /// <summary><para type="description">For -Objective MaxSlowdown: the largest slowdown accepted, as a factor of the time per unit of work at the highest limit swept (default 1.1, i.e. 10 % slower). Other objectives ignore it.</para></summary>
     [Parameter]
     [ValidateRange(1.0, 100.0)]
     public double Factor { get; set; } = 1.1;
 
-    /// <summary>Cost: η, the weight of energy against time.</summary>
+    /// <summary><para type="description">For -Objective Cost: η, the weight of energy against time, from 0 (time only) to 1 (energy only); default 0.5. Other objectives ignore it.</para></summary>
     [Parameter]
     [ValidateRange(0.0, 1.0)]
     public double Eta { get; set; } = 0.5;
 
+    /// <summary><para type="description">Set the chosen limit after the sweep (a second confirmation) and keep the journal entry, so Restore-GpuPowerLimit can return to the original. Without it the limit in force before the sweep is in force afterwards.</para></summary>
     [Parameter]
     public SwitchParameter Apply { get; set; }
 
@@ -85,7 +102,7 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
         if (ParameterSetName == "Benchmark")
         {
             op.WorkloadName = Benchmark;
-            op.Workload = PowerSweepWorkloads.Get(Benchmark);
+            op.WorkloadLookup = Benchmark;   // (looked up when the operation runs: an unknown name is a proper terminating error)
         }
         else
         {

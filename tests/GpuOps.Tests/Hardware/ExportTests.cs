@@ -97,6 +97,38 @@ public class ExportTests
     }
 
     [Fact]
+    public void Samples_piped_one_by_one_ask_and_warn_once()
+    {
+        using var fake = new FakeNvml();
+        var path = Path.Combine(fake.Root, "gpu.txt");   // (not .prom: one warning)
+        var sample = new GpuTelemetrySample(DateTimeOffset.UtcNow, 1, 0, "GPU-fa4e0000-0000-4000-8000-000000000000", 333, 321, 5, 50, 1, 1, 1, 1, 1, "None", 0);
+        var op = new ExportTelemetryOperation { Path = path };
+        var host = new RecordingHost();
+        for (int i = 0; i < 5; i++)
+        {
+            op.Samples = [sample with { Timestamp = sample.Timestamp.AddSeconds(i) }];
+            op.Execute(host);   // (as Export-GpuTelemetry does for each piped sample)
+        }
+
+        Assert.Single(host.ShouldProcessCalls);
+        Assert.Single(host.Warnings);
+        Assert.Equal(5, op.SamplesWritten);
+
+        // declined once: no sample is written, and nothing more is asked
+        var declined = new RecordingHost { Confirm = false };
+        var op2 = new ExportTelemetryOperation { Path = Path.Combine(fake.Root, "declined.prom") };
+        for (int i = 0; i < 3; i++)
+        {
+            op2.Samples = [sample];
+            op2.Execute(declined);
+        }
+
+        Assert.Single(declined.ShouldProcessCalls);
+        Assert.Equal(0, op2.SamplesWritten);
+        Assert.False(File.Exists(Path.Combine(fake.Root, "declined.prom")));
+    }
+
+    [Fact]
     public void What_if_writes_nothing()
     {
         using var fake = new FakeNvml();

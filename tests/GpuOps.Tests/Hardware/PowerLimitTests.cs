@@ -26,6 +26,16 @@ public class PowerLimitTests
     }
 
     [Fact]
+    public void Get_reports_a_gpu_without_power_management_as_an_error_and_lists_the_others()
+    {
+        using var fake = new FakeNvml("gpu0.limit_mw=unsupported");
+        var host = new RecordingHost();
+        new GetPowerLimitOperation().Execute(host);
+        Assert.Equal(1, Assert.Single(host.ObjectsOf<GpuPowerLimit>()).GpuIndex);
+        Assert.Equal("NotSupported", Assert.Single(host.Errors).ErrorId);
+    }
+
+    [Fact]
     public void Set_writes_the_journal_then_changes_the_limit_and_restore_puts_back_the_original()
     {
         using var fake = new FakeNvml("gpu0.limit_mw=650000");

@@ -15,7 +15,7 @@
  *   init=ok|driver_not_loaded   what nvmlInit_v2 answers
  *   t0=<unix seconds>           time origin for ramps, resets and loss (default: the file's first read)
  *   gpuN.name / .uuid / .busid / .cc (e.g. 9.0)
- *   gpuN.limit_mw / .default_mw / .min_mw / .max_mw      power limits (milliwatts)
+ *   gpuN.limit_mw / .default_mw / .min_mw / .max_mw      power limits (milliwatts; limit_mw=unsupported: no power management)
  *   gpuN.set=ok|no_permission   nvmlDeviceSetPowerManagementLimit answers NO_PERMISSION when no_permission
  *   gpuN.power_base_mw / .power_ramp_mw_s / .power_max_mw  demand(t) = min(max, base + ramp*t); power = min(limit, demand)
  *   gpuN.energy=counter|unsupported                      nvmlDeviceGetTotalEnergyConsumption
@@ -529,9 +529,21 @@ EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t dev, unsign
     END(NVML_SUCCESS);
 }
 
-EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t dev, unsigned int *mw) { BEGIN(dev); *mw = (unsigned)gnum(gpu, "limit_mw", 0); END(NVML_SUCCESS); }
+EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t dev, unsigned int *mw)
+{
+    BEGIN(dev);
+    if (strcmp(gstr(gpu, "limit_mw"), "unsupported") == 0) END(NVML_ERROR_NOT_SUPPORTED);   /* (no power management) */
+    *mw = (unsigned)gnum(gpu, "limit_mw", 0);
+    END(NVML_SUCCESS);
+}
 EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_t dev, unsigned int *mw) { BEGIN(dev); *mw = (unsigned)gnum(gpu, "default_mw", 0); END(NVML_SUCCESS); }
-EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t dev, unsigned int *mw) { BEGIN(dev); *mw = (unsigned)gnum(gpu, "limit_mw", 0); END(NVML_SUCCESS); }
+EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t dev, unsigned int *mw)
+{
+    BEGIN(dev);
+    if (strcmp(gstr(gpu, "limit_mw"), "unsupported") == 0) END(NVML_ERROR_NOT_SUPPORTED);
+    *mw = (unsigned)gnum(gpu, "limit_mw", 0);
+    END(NVML_SUCCESS);
+}
 
 EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t dev, unsigned int *min, unsigned int *max)
 {
