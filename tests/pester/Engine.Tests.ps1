@@ -87,6 +87,17 @@ Describe 'Invoke-GpuInference' {
         }
     }
 
+    It 'result objects survive remoting (serialized and back) with their data' {
+        $r = $Model | Invoke-GpuInference -Prompt 'You will' -MaxTokens 4 -Temperature 0
+        $d = [System.Management.Automation.PSSerializer]::Deserialize([System.Management.Automation.PSSerializer]::Serialize($r, 3))
+        $d.pstypenames[0] | Should -Be 'Deserialized.GpuOps.Core.Engine.GpuInferenceResult'
+        $d.Text | Should -Be $r.Text
+        @($d.Ids) | Should -Be @($r.Ids)
+        $d.GeneratedTokens | Should -Be 4
+        $d.TimeToFirstTokenMs | Should -Be $r.TimeToFirstTokenMs
+        ($d | Out-String) | Should -Match 'GeneratedTokens\s+: 4'   # (the view applies to the deserialized object too)
+    }
+
     It 'result objects survive Export-Csv' {
         $csv = Join-Path $TestDrive 'inference.csv'
         $Model | Invoke-GpuInference -Prompt 'Love is' -MaxTokens 3 | Export-Csv $csv

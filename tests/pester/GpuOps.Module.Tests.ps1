@@ -45,6 +45,17 @@ Describe 'GpuOps module' {
         (Get-Help Get-Gpu).Synopsis.Trim() | Should -Not -BeLike 'Get-Gpu*' -Because 'help is still found after a re-import'
     }
 
+    It 'imports in parallel runspaces (ForEach-Object -Parallel, thread jobs) beside this one' {
+        $man = $Manifest
+        $counts = 1..3 | ForEach-Object -Parallel {
+            Import-Module $using:man
+            (Get-Command -Module GpuOps -CommandType Cmdlet).Count
+        } -ThrottleLimit 3
+        $n = (Import-PowerShellDataFile $Manifest).CmdletsToExport.Count
+        $counts | Should -Be @($n, $n, $n)
+        (Start-ThreadJob { Import-Module $using:man; (Get-GpuOpsInfo).GpuOpsVersion } | Wait-Job | Receive-Job) | Should -Match '^\d+\.\d+\.\d+'
+    }
+
     It 'Get-GpuOpsInfo reports versions and every native library' {
         $info = Get-GpuOpsInfo
         $info.GpuOpsVersion | Should -Match '^\d+\.\d+\.\d+'
