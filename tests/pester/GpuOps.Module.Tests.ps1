@@ -56,6 +56,40 @@ Describe 'GpuOps module' {
         (Start-ThreadJob { Import-Module $using:man; (Get-GpuOpsInfo).GpuOpsVersion } | Wait-Job | Receive-Job) | Should -Match '^\d+\.\d+\.\d+'
     }
 
+    It 'works beside another version of a library it ships, loaded first by someone else' {
+        # A stand-in System.Numerics.Tensors 1.0.0 (no TensorPrimitives methods) in PowerShell's default context, as
+        # another module would bring it; GpuOps' CPU engine calls TensorPrimitives from its own 10.x in its context.
+        $dir = Join-Path ([System.IO.Path]::GetTempPath()) ('gpuops-conflict-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        New-Item -ItemType Directory -Path $dir | Out-Null
+        try {
+            Set-Content (Join-Path $dir 'Conflict.csproj') @'
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net8.0</TargetFramework><AssemblyName>System.Numerics.Tensors</AssemblyName><Version>1.0.0</Version>
+  <ImportDirectoryBuildProps>false</ImportDirectoryBuildProps><ManagePackageVersionsCentrally>false</ManagePackageVersionsCentrally></PropertyGroup>
+</Project>
+'@
+            Set-Content (Join-Path $dir 'Stub.cs') 'namespace System.Numerics.Tensors { public static class TensorPrimitives { public const int Stub = 1; } }'
+            & dotnet build (Join-Path $dir 'Conflict.csproj') -c Release -o (Join-Path $dir 'out') -nologo -v q 2>&1 | Out-Null
+            $stub = Join-Path $dir 'out' 'System.Numerics.Tensors.dll'
+            Test-Path $stub | Should -BeTrue
+            $out = & pwsh -NoProfile -NonInteractive -Command {
+                param($stub, $manifest, $model)
+                Add-Type -Path $stub
+                Import-Module $manifest
+                (Invoke-GpuInference -Model $model -Prompt 'You will' -MaxTokens 4 -Temperature 0).Ids -join ','
+                [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'System.Numerics.Tensors' } |
+                    ForEach-Object { '{0} {1}' -f $_.GetName().Version.Major, [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($_).Name } | Sort-Object
+            } -args $stub, $Manifest, (Join-Path $RepoRoot 'tests' 'data' 'fortune-llama')
+            $reference = Get-Content (Join-Path $RepoRoot 'tests' 'data' 'fortune-llama' 'reference.json') -Raw | ConvertFrom-Json
+            $g = $reference.greedy | Where-Object prompt -EQ 'You will' | Select-Object -First 1
+            $out[0] | Should -Be (($g.new_ids | Select-Object -First 4) -join ',')
+            $out[1..2] | Should -Be @('1 Default', '10 GpuOps')
+        }
+        finally {
+            Remove-Item -Recurse -Force $dir -ErrorAction SilentlyContinue
+        }
+    }
+
     It 'Get-GpuOpsInfo reports versions and every native library' {
         $info = Get-GpuOpsInfo
         $info.GpuOpsVersion | Should -Match '^\d+\.\d+\.\d+'
