@@ -87,6 +87,32 @@ Describe 'Invoke-GpuInference' {
         }
     }
 
+    It 'stops promptly when the pipeline is stopped (Ctrl+C) and leaves the model usable' {
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript({
+                param($manifest, $m)
+                Import-Module $manifest
+                Invoke-GpuInference -Model $m -Prompt 'You will' -MaxTokens 1000 -IgnoreEos -Stream
+            }).AddArgument((Join-Path $RepoRoot 'GpuOps.psd1')).AddArgument($Model)
+            $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
+            $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]$null, $output)
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while ($output.Count -lt 5 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+            $output.Count | Should -BeGreaterOrEqual 5 -Because 'tokens stream while it runs'
+            $sw = [System.Diagnostics.Stopwatch]::StartNew()
+            $ps.Stop()   # (what Ctrl+C does)
+            $sw.Elapsed.TotalSeconds | Should -BeLessThan 2
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+            $output.Count | Should -BeLessThan 1000
+        }
+        finally {
+            $ps.Dispose()
+        }
+        $Model.IsLoaded | Should -BeTrue
+        ($Model | Invoke-GpuInference -Prompt $Reference.greedy[0].prompt -MaxTokens 4 -Temperature 0).Ids | Should -Be ($Reference.greedy[0].new_ids | Select-Object -First 4)
+    }
+
     It 'result objects survive remoting (serialized and back) with their data' {
         $r = $Model | Invoke-GpuInference -Prompt 'You will' -MaxTokens 4 -Temperature 0
         $d = [System.Management.Automation.PSSerializer]::Deserialize([System.Management.Automation.PSSerializer]::Serialize($r, 3))
