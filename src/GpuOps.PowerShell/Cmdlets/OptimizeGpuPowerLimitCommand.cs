@@ -21,7 +21,7 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "ScriptBlock")]
     public ScriptBlock ScriptBlock { get; set; } = null!;
 
-    /// <summary><para type="description">The name of a registered power-sweep workload to run instead of a script block; Tab completes the registered names. An unknown name is an error.</para></summary>
+    /// <summary><para type="description">The name of a registered power-sweep workload to run instead of a script block; Tab completes the registered names. An unknown name is an error (BenchmarkNotFound). This build registers no workload of its own yet, so use -ScriptBlock.</para></summary>
     [Parameter(Mandatory = true, ParameterSetName = "Benchmark")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(PowerSweepBenchmarkCompleter))]
