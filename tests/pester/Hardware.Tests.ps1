@@ -110,6 +110,20 @@ Describe 'Hardware cmdlets on the fake NVML' {
         Get-Content $prom -Raw | Should -Match 'gpuops_power_watts\{gpu="0"'
     }
 
+    It 'Export-GpuTelemetry -WhatIf asks once for a stream of samples and writes nothing' {
+        $dir = New-FakeState
+        $out = Invoke-InChildText ('Get-GpuTelemetry -Interval 00:00:00.01 -Count 4 | Export-GpuTelemetry -Path ''{0}'' -WhatIf' -f (Join-Path $dir 'gpu.prom'))
+        ($out | Select-String -Pattern 'What if:' -AllMatches).Matches.Count | Should -Be 1
+        Test-Path (Join-Path $dir 'gpu.prom') | Should -BeFalse
+    }
+
+    It 'Get-GpuPowerLimit reports a GPU without power management as an error and lists the others' {
+        $null = New-FakeState -Lines 'gpu0.limit_mw=unsupported'
+        $r = Invoke-InChild { param($m) Import-Module $m; $l = Get-GpuPowerLimit -ErrorVariable e -ErrorAction SilentlyContinue; [pscustomobject]@{ Gpus = @($l.GpuIndex); Errors = @($e.FullyQualifiedErrorId) } }
+        $r.Gpus | Should -Be @(1)
+        $r.Errors | Should -Be @('NotSupported,GpuOps.PowerShell.Cmdlets.GetGpuPowerLimitCommand')
+    }
+
     It 'result objects survive Export-Csv' {
         $dir = New-FakeState
         $csv = Join-Path $dir 'telemetry.csv'
