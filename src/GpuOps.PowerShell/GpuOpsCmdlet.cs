@@ -42,6 +42,32 @@ public abstract class GpuOpsCmdlet : PSCmdlet
         }
     }
 
+    /// <summary>
+    /// A -Path value as file-system paths: an item that exists under that exact name is taken literally (so names with
+    /// [ ] from Get-ChildItem work); otherwise wildcards expand to the matching items, sorted, and a pattern that matches
+    /// nothing is a PathNotFound error for this value (an empty result); any other path is returned resolved against the
+    /// current location, for the operation to report if it is missing.
+    /// </summary>
+    protected IReadOnlyList<string> ResolvePathArgument(string path)
+    {
+        var literal = GetUnresolvedProviderPathFromPSPath(path);
+        if (File.Exists(literal) || Directory.Exists(literal) || !WildcardPattern.ContainsWildcardCharacters(path)) return [literal];
+        List<string> matches;
+        try
+        {
+            matches = GetResolvedProviderPathFromPSPath(path, out var provider)
+                .Where(_ => provider.Name == "FileSystem").OrderBy(p => p, StringComparer.Ordinal).ToList();
+        }
+        catch (ItemNotFoundException)
+        {
+            matches = [];
+        }
+
+        if (matches.Count == 0)
+            WriteError(new ErrorRecord(new ItemNotFoundException($"No file or directory matches '{path}'."), "PathNotFound", System.Management.Automation.ErrorCategory.ObjectNotFound, path));
+        return matches;
+    }
+
     /// <summary>Run an operation; a <see cref="GpuOpsException"/> becomes a non-terminating error for this item.</summary>
     protected void RunForItem(object operation)
     {

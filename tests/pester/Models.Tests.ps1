@@ -29,6 +29,24 @@ Describe 'Get-GpuModelInfo' {
         $infos | ForEach-Object { $_.Format | Should -Be 'gguf' }
     }
 
+    It 'expands wildcards in -Path, and says when a pattern matches nothing' {
+        $gguf = Join-Path $RepoRoot 'tests' 'data' 'fortune-llama-gguf'
+        $expected = (Get-ChildItem (Join-Path $gguf '*.gguf')).Count
+        $expected | Should -BeGreaterThan 1
+        @(Get-GpuModelInfo (Join-Path $gguf '*.gguf')).Count | Should -Be $expected
+        Get-GpuModelInfo (Join-Path $gguf 'no-such-*.gguf') -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -Be 'PathNotFound,GpuOps.PowerShell.Cmdlets.GetGpuModelInfoCommand'
+        Push-Location $RepoRoot
+        try {
+            (Get-GpuModelInfo 'tests/data/fortune-ll?ma').Architecture | Should -Be 'LlamaForCausalLM'
+            $m = Import-GpuModel 'tests/data/fortune-ll?ma'
+            try { $m.IsLoaded | Should -BeTrue } finally { $m | Remove-GpuModel -Confirm:$false }
+        }
+        finally {
+            Pop-Location
+        }
+    }
+
     It 'reports a missing path as a non-terminating error' {
         $result = Get-GpuModelInfo (Join-Path $TestDrive 'nope') -ErrorVariable err -ErrorAction SilentlyContinue
         $result | Should -BeNullOrEmpty

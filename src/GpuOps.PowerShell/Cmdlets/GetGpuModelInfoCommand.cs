@@ -13,9 +13,10 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(ModelInfo))]
 public sealed class GetGpuModelInfoCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">Model directories (config.json and *.safetensors, sharded or not) or .gguf files; a .safetensors file stands for its folder. Files from Get-ChildItem bind by their FullName.</para></summary>
+    /// <summary><para type="description">Model directories (config.json and *.safetensors, sharded or not) or .gguf files; a .safetensors file stands for its folder. Wildcards expand to the matching files and folders (./models/*.gguf); a name that exists as given is taken literally. Files from Get-ChildItem bind by their FullName.</para></summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName", "Model")]
+    [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = [];
 
@@ -26,9 +27,9 @@ public sealed class GetGpuModelInfoCommand : GpuOpsCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var p in Path)
+        foreach (var p in Path.SelectMany(ResolvePathArgument))
         {
-            RunForItem(new GetModelInfoOperation { Path = GetUnresolvedProviderPathFromPSPath(p), KvCacheElementSize = KvCacheElementSize });
+            RunForItem(new GetModelInfoOperation { Path = p, KvCacheElementSize = KvCacheElementSize });
         }
     }
 }

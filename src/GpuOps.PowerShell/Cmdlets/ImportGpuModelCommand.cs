@@ -15,9 +15,10 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(GpuModelHandle))]
 public sealed class ImportGpuModelCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">The model to load: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file. Paths are resolved against the current PowerShell location; files from Get-ChildItem bind by property name.</para></summary>
+    /// <summary><para type="description">The model to load: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file. Paths are resolved against the current PowerShell location; wildcards load every match (a name that exists as given is taken literally); files from Get-ChildItem bind by property name.</para></summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName", "PSPath")]
+    [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = string.Empty;
 
@@ -35,8 +36,11 @@ public sealed class ImportGpuModelCommand : GpuOpsCmdlet
     /// <summary>An unsupported device or dtype stops the command (terminating), before any path is read.</summary>
     protected override void BeginProcessing() => Run(new CheckInferenceDeviceOperation { Device = Device, DType = DType });
 
-    protected override void ProcessRecord() =>
-        RunForItem(new ImportGpuModelOperation { Path = GetUnresolvedProviderPathFromPSPath(Path), Device = Device, DType = DType });
+    protected override void ProcessRecord()
+    {
+        foreach (var p in ResolvePathArgument(Path))
+            RunForItem(new ImportGpuModelOperation { Path = p, Device = Device, DType = DType });
+    }
 }
 
 /// <summary>Completes -Device with cpu, auto, cuda and cuda:N for each CUDA GPU present (the driver's count).</summary>
