@@ -11,7 +11,7 @@ public sealed class GetGpuOperation : IOperation
 
     public void Execute(IOperationHost host)
     {
-        var devices = NvmlDevice.Select(Index, Uuid);
+        var devices = NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e)));   // (a GPU that is not there: an error, the others listed)
         string? driver = NvmlDevice.DriverVersion();
         string? cuda = NvmlDevice.CudaDriverVersion();
         foreach (var d in devices)
@@ -69,7 +69,7 @@ public sealed class GetGpuProcessOperation : IOperation
 
     public void Execute(IOperationHost host)
     {
-        foreach (var d in NvmlDevice.Select(Index, Uuid))
+        foreach (var d in NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e))))
         {
             host.CancellationToken.ThrowIfCancellationRequested();
             try

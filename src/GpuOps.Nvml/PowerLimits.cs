@@ -39,7 +39,7 @@ public sealed class GetPowerLimitOperation : IOperation
 
     public void Execute(IOperationHost host)
     {
-        foreach (var d in NvmlDevice.Select(Index, Uuid))
+        foreach (var d in NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e))))
         {
             try
             {
@@ -114,11 +114,28 @@ public sealed class SetPowerLimitOperation : IOperation
                 continue;
             }
 
+            var previous = PowerLimitJournal.Read(d.Uuid);
             var (entry, created) = PowerLimitReader.Journal(d, current, "Set-GpuPowerLimit", ResetJournal);
             host.WriteVerbose(created
                 ? $"GPU {d.Index}: journaled the original limit {PowerLimitReader.W(entry.OriginalMilliwatts)} in {PowerLimitJournal.PathFor(d.Uuid)}."
                 : $"GPU {d.Index}: the journal already holds the original limit {PowerLimitReader.W(entry.OriginalMilliwatts)}.");
-            d.SetPowerLimitMilliwatts(target);
+            try
+            {
+                d.SetPowerLimitMilliwatts(target);
+            }
+            catch (GpuOpsException ex)
+            {
+                // The limit did not change: take back this call's journal entry, report this GPU, go on with the next.
+                if (created)
+                {
+                    if (previous is null) PowerLimitJournal.Delete(d.Uuid);
+                    else PowerLimitJournal.Write(previous);
+                }
+
+                host.WriteError(OperationError.From(ex));
+                continue;
+            }
+
             if (d.PersistenceMode() == false)
             {
                 host.WriteWarning($"GPU {d.Index}: persistence mode is off, so the driver may reset the limit when no process uses the GPU (nvidia-smi -pm 1 keeps it).");

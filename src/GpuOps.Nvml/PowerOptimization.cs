@@ -85,7 +85,14 @@ public sealed class OptimizePowerLimitOperation : IOperation
         var (cmin, cmax) = PowerLimitReader.Constraints(d);
         uint lo = MinWatts is { } mn ? (uint)Math.Round(mn * 1000) : cmin;
         uint hi = MaxWatts is { } mx ? (uint)Math.Round(mx * 1000) : cmax;
-        if (lo < cmin || hi > cmax || lo > hi)
+        if (lo > hi)
+        {
+            throw new GpuOpsException("InvalidSweepRange", ErrorCategory.InvalidArgument,
+                $"GPU {d.Index}: the sweep's minimum {PowerLimitReader.W(lo)} is above its maximum {PowerLimitReader.W(hi)}.", d.Index, null,
+                "Give -MinWatts at most -MaxWatts (gpuops: --min-watts, --max-watts).");
+        }
+
+        if (lo < cmin || hi > cmax)
         {
             throw new GpuOpsException("PowerLimitOutOfRange", ErrorCategory.InvalidArgument,
                 $"GPU {d.Index}: the sweep range {PowerLimitReader.W(lo)} to {PowerLimitReader.W(hi)} is not within the allowed range {PowerLimitReader.W(cmin)} to {PowerLimitReader.W(cmax)}.", d.Index);

@@ -167,7 +167,9 @@ public sealed class GetTelemetryOperation : IOperation
     public void Execute(IOperationHost host)
     {
         Validate();
-        var devices = NvmlDevice.Select(Index, Uuid).ToList();
+        bool missing = false;
+        var devices = NvmlDevice.Select(Index, Uuid, e => { missing = true; host.WriteError(OperationError.From(e)); }).ToList();
+        if (devices.Count == 0 && missing) return;   // (every GPU asked for is missing: said above)
         if (devices.Count == 0) throw new GpuOpsException("NoGpu", ErrorCategory.ObjectNotFound, "NVML sees no GPUs.", null);
         bool stream = Interval is not null || Count is not null || Duration is not null;
         if (!stream && !Statistics)

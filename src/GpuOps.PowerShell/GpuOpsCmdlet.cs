@@ -68,6 +68,20 @@ public abstract class GpuOpsCmdlet : PSCmdlet
         return matches;
     }
 
+    /// <summary>
+    /// <c>$m | Invoke-GpuInference 'text'</c>: the text took the first position (-Model) and the piped model became the
+    /// text (its ToString). Stop with what happened and the fix instead of a confusing path error.
+    /// </summary>
+    protected void ThrowIfModelTookTheTextsPlace(GpuOps.Core.Engine.GpuModelHandle model, IEnumerable<string> texts, string textParameter)
+    {
+        if (!model.IsPathOnly) return;
+        var loaded = GpuOps.Core.Engine.GpuModelHandle.All.Select(h => h.ToString()).ToHashSet(StringComparer.Ordinal);
+        if (!texts.Any(t => t is not null && loaded.Contains(t))) return;
+        ThrowTerminatingError(CmdletHost.ToErrorRecord(new OperationError("TextInModelPosition", GpuOps.Core.Hosting.ErrorCategory.InvalidArgument,
+            $"'{model.Path}' was taken as -Model (the first position) and the piped model as -{textParameter}: name it, e.g. $m | {MyInvocation.MyCommand.Name} -{textParameter} '{model.Path}'.",
+            model.Path)));
+    }
+
     /// <summary>Run an operation; a <see cref="GpuOpsException"/> becomes a non-terminating error for this item.</summary>
     protected void RunForItem(object operation)
     {

@@ -14,11 +14,13 @@ public abstract class GpuSelectionCmdlet : GpuOpsCmdlet
     [Alias("GpuIndex")]
     [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
+    [ValidateCount(1, 64)]   // (an empty array would mean every GPU)
     public int[]? Index { get; set; }
 
     /// <summary><para type="description">UUIDs of the GPUs to act on (GPU-xxxxxxxx-..., as Get-Gpu shows them; compared case-insensitively). Given together with -Index, the cmdlet acts on the GPUs of both lists, each once. Objects with a Uuid property bind by property name.</para></summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ValidateCount(1, 64)]
     [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string[]? Uuid { get; set; }
 }

@@ -68,6 +68,14 @@ Describe 'Invoke-GpuInference' {
         $r | ForEach-Object { $_.BatchSize | Should -Be 2 }
     }
 
+    It 'says what happened when a piped model meets a positional prompt, and takes tokens'' Text as the prompt' {
+        { $Model | Invoke-GpuInference 'A fortune:' -MaxTokens 2 } | Should -Throw -ErrorId 'TextInModelPosition,*'
+        { $Model | ConvertTo-GpuToken 'A fortune:' } | Should -Throw -ErrorId 'TextInModelPosition,*'
+        $r = ConvertTo-GpuToken -Model $Model -Text 'Love is' | Invoke-GpuInference -Model $Model -MaxTokens 3 -Temperature 0
+        $r.Prompt | Should -Be 'Love is'
+        ($Model | Invoke-GpuInference -Prompt 'Love is' -MaxTokens 3 -Temperature 0 -Stop $null).GeneratedTokens | Should -Be 3
+    }
+
     It 'streams one object per token' {
         $tokens = $Model | Invoke-GpuInference -Prompt 'You will' -MaxTokens 10 -IgnoreEos -Stream
         $tokens.Count | Should -Be 10

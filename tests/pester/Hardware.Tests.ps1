@@ -124,6 +124,26 @@ Describe 'Hardware cmdlets on the fake NVML' {
         $r.Errors | Should -Be @('NotSupported,GpuOps.PowerShell.Cmdlets.GetGpuPowerLimitCommand')
     }
 
+    It 'an empty selection changes nothing: a filter that matched no GPU, or -Index @()' {
+        $null = New-FakeState -Lines 'gpu0.limit_mw=400000', 'gpu1.limit_mw=450000'
+        $r = Invoke-InChild {
+            param($m)
+            Import-Module $m
+            Get-Gpu | Where-Object Name -Like '*A100*' | Restore-GpuPowerLimit -Default -Confirm:$false
+            try { Set-GpuPowerLimit -Index @() -Watts 300 -Confirm:$false; 'no error' } catch { $_.FullyQualifiedErrorId }
+        }
+        $r | Should -BeLike 'ParameterArgumentValidationError*'
+        Get-FakeLimit 0 | Should -Be 400000
+        Get-FakeLimit 1 | Should -Be 450000
+    }
+
+    It 'lists the GPUs that exist beside an error for an index that does not' {
+        $null = New-FakeState
+        $r = Invoke-InChild { param($m) Import-Module $m; $g = Get-Gpu -Index 0, 5, 1 -ErrorVariable e -ErrorAction SilentlyContinue; [pscustomobject]@{ Gpus = @($g.Index); Errors = @($e.FullyQualifiedErrorId) } }
+        $r.Gpus | Should -Be @(0, 1)
+        $r.Errors | Should -Be @('GpuNotFound,GpuOps.PowerShell.Cmdlets.GetGpuCommand')
+    }
+
     It 'result objects survive Export-Csv' {
         $dir = New-FakeState
         $csv = Join-Path $dir 'telemetry.csv'

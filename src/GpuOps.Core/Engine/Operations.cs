@@ -223,7 +223,7 @@ public sealed class InvokeGpuInferenceOperation : IOperation
                 MaxNewTokens = MaxTokens,
                 Sampling = sampling,
                 EosTokenIds = eos,
-                StopStrings = Stop,
+                StopStrings = (Stop ?? []).Where(s => !string.IsNullOrEmpty(s)).ToList(),   // (-Stop $null or '': none)
                 IgnoreEos = IgnoreEos,
                 MaxContext = MaxContext,
             };

@@ -77,14 +77,30 @@ internal sealed unsafe class NvmlDevice
             "List the GPUs and their UUIDs with Get-Gpu (gpuops gpu list).");
     }
 
-    /// <summary>The GPUs selected by index and/or UUID (none given: all), in index order, without duplicates.</summary>
-    public static IReadOnlyList<NvmlDevice> Select(IReadOnlyList<int>? indices, IReadOnlyList<string>? uuids)
+    /// <summary>
+    /// The GPUs selected by index and/or UUID (none given: all), in index order, without duplicates. An index or UUID
+    /// that names no GPU throws, or, with <paramref name="missing"/> (the read-only operations), is reported there and
+    /// the GPUs that exist are still returned.
+    /// </summary>
+    public static IReadOnlyList<NvmlDevice> Select(IReadOnlyList<int>? indices, IReadOnlyList<string>? uuids, Action<GpuOpsException>? missing = null)
     {
         bool any = indices is { Count: > 0 } || uuids is { Count: > 0 };
         if (!any) return All();
         var list = new List<NvmlDevice>();
-        foreach (var i in indices ?? []) list.Add(ByIndex(i));
-        foreach (var u in uuids ?? []) list.Add(ByUuid(u));
+        void Add(Func<NvmlDevice> find)
+        {
+            try
+            {
+                list.Add(find());
+            }
+            catch (GpuOpsException ex) when (missing is not null && ex.ErrorId is "GpuNotFound" or "InvalidUuid")
+            {
+                missing(ex);
+            }
+        }
+
+        foreach (var i in indices ?? []) Add(() => ByIndex(i));
+        foreach (var u in uuids ?? []) Add(() => ByUuid(u));
         return list.GroupBy(d => d.Index).Select(g => g.First()).OrderBy(d => d.Index).ToList();
     }
 

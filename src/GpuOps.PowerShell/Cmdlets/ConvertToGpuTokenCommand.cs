@@ -29,11 +29,15 @@ public sealed class ConvertToGpuTokenCommand : GpuOpsCmdlet
     [Parameter]
     public SwitchParameter NoSpecialTokens { get; set; }
 
-    protected override void ProcessRecord() => RunForItem(new ConvertToTokenOperation
+    protected override void ProcessRecord()
     {
-        Model = Model.IsPathOnly ? GetUnresolvedProviderPathFromPSPath(Model.Path) : Model.Path,
-        LoadedModel = Model.IsPathOnly ? null : Model,
-        Text = Text,
-        AddSpecialTokens = !NoSpecialTokens.IsPresent,
-    });
+        ThrowIfModelTookTheTextsPlace(Model, Text, nameof(Text));
+        RunForItem(new ConvertToTokenOperation
+        {
+            Model = Model.IsPathOnly ? GetUnresolvedProviderPathFromPSPath(Model.Path) : Model.Path,
+            LoadedModel = Model.IsPathOnly ? null : Model,
+            Text = Text,
+            AddSpecialTokens = !NoSpecialTokens.IsPresent,
+        });
+    }
 }

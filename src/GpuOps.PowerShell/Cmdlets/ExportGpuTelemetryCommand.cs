@@ -48,7 +48,7 @@ public sealed class ExportGpuTelemetryCommand : GpuOpsCmdlet
 
     protected override void EndProcessing()
     {
-        if (!_any)
+        if (!_any && !MyInvocation.ExpectingInput)   // (input piped but none arrived: write nothing, not a fresh sample)
         {
             _op!.Samples = null;
             Run(_op);

@@ -34,6 +34,10 @@ public sealed class LoadedModelNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters) =>
         GpuModelHandle.All.Select(m => m.Name).Distinct(StringComparer.OrdinalIgnoreCase)
-            .Where(n => n.StartsWith(wordToComplete ?? string.Empty, StringComparison.OrdinalIgnoreCase))
-            .Select(n => new CompletionResult(n.Contains(' ') ? $"'{n}'" : n, n, CompletionResultType.ParameterValue, n));
+            .Where(n => n.StartsWith((wordToComplete ?? string.Empty).Trim('\'', '"'), StringComparison.OrdinalIgnoreCase))
+            .Select(n => new CompletionResult(Quote(WildcardPattern.Escape(n)), n, CompletionResultType.ParameterValue, n));
+
+    // (-Name takes wildcards: [ ] * ? escaped; quoted where the name has spaces or quotes)
+    private static string Quote(string s) =>
+        s.IndexOfAny([' ', '\'', '"', '`', '$', ';', '(', ')', '{', '}', '&', '|', '@', ',']) >= 0 ? "'" + s.Replace("'", "''") + "'" : s;
 }

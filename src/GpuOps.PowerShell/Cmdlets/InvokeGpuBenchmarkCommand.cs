@@ -24,7 +24,7 @@ public sealed class InvokeGpuBenchmarkCommand : GpuOpsCmdlet
 
     /// <summary><para type="description">The CUDA device ordinal of the GPU to benchmark (default 0). Objects from Get-Gpu bind by their Index, which is NVML's numbering; it can differ from CUDA's when CUDA_VISIBLE_DEVICES is set or CUDA_DEVICE_ORDER is not PCI_BUS_ID.</para></summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [Alias("Index")]
+    [Alias("Index", "GpuIndex")]
     [ValidateRange(0, 63)]
     public int Device { get; set; }
 

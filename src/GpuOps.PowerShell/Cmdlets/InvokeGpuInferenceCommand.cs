@@ -27,6 +27,7 @@ public sealed class InvokeGpuInferenceCommand : GpuOpsCmdlet
 
     /// <summary><para type="description">Prompt text, encoded with the tokenizer's special tokens (BOS). Several prompts, or prompts piped in, run together as one batch with one result each.</para></summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Text")]   // (ConvertTo-GpuToken's results bind by their Text)
     [AllowEmptyString]
     public string[] Prompt { get; set; } = Array.Empty<string>();
 
@@ -78,6 +79,7 @@ public sealed class InvokeGpuInferenceCommand : GpuOpsCmdlet
 
     protected override void ProcessRecord()
     {
+        ThrowIfModelTookTheTextsPlace(Model, Prompt, nameof(Prompt));
         foreach (var p in Prompt) _work.Add((Model, p));
     }
 

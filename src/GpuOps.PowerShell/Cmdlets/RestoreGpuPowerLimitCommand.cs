@@ -33,6 +33,8 @@ public sealed class RestoreGpuPowerLimitCommand : GpuSelectionCmdlet
 
     protected override void EndProcessing()
     {
-        if (!_any) Run(new RestorePowerLimitOperation { Default = Default.IsPresent, PassThru = PassThru.IsPresent });
+        // Nothing named and nothing piped: every GPU (journaled). Input piped but none of it arrived (e.g. a filter that
+        // matched no GPU): nothing, never every GPU.
+        if (!_any && !MyInvocation.ExpectingInput) Run(new RestorePowerLimitOperation { Default = Default.IsPresent, PassThru = PassThru.IsPresent });
     }
 }

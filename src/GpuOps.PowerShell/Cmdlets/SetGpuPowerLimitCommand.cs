@@ -19,11 +19,13 @@ public sealed class SetGpuPowerLimitCommand : GpuOpsCmdlet
     [Alias("GpuIndex")]
     [ArgumentCompleter(typeof(GpuIndexCompleter))]
     [ValidateRange(0, 63)]
+    [ValidateCount(1, 64)]   // (an empty array would mean every GPU)
     public int[]? Index { get; set; }
 
     /// <summary><para type="description">UUIDs of the GPUs to change (as Get-Gpu shows them). Given together with -Index, the GPUs of both lists are changed. Objects with a Uuid property bind by property name.</para></summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ValidateCount(1, 64)]
     [ArgumentCompleter(typeof(GpuUuidCompleter))]
     public string[]? Uuid { get; set; }
 

@@ -95,18 +95,32 @@ public class InventoryTests
     }
 
     [Fact]
-    public void Unknown_index_or_uuid_is_a_clear_error()
+    public void Unknown_index_or_uuid_is_a_clear_error_for_that_one_and_the_others_are_listed()
     {
         using var fake = new FakeNvml();
-        var ex = Assert.Throws<GpuOpsException>(() => new GetGpuOperation { Index = [5] }.Execute(new RecordingHost()));
+        var host = new RecordingHost();
+        new GetGpuOperation { Index = [0, 5, 1] }.Execute(host);
+        Assert.Equal(new[] { 0, 1 }, host.ObjectsOf<GpuInfo>().Select(g => g.Index));
+        var e = Assert.Single(host.Errors);
+        Assert.Equal("GpuNotFound", e.ErrorId);
+        Assert.Equal(ErrorCategory.ObjectNotFound, e.Category);
+        Assert.Contains("valid indices are 0 to 1", e.Message);
+
+        var uuids = new RecordingHost();
+        new GetGpuOperation { Uuid = ["GPU-nope", "GPU-fa4e0000-0000-4000-8000-000000000001"], Index = [-1] }.Execute(uuids);
+        Assert.Equal(new[] { 1 }, uuids.ObjectsOf<GpuInfo>().Select(g => g.Index));
+        Assert.Equal(2, uuids.Errors.Count);
+        Assert.All(uuids.Errors, x => Assert.Equal("GpuNotFound", x.ErrorId));
+        Assert.Contains(uuids.Errors, x => x.Message.Contains("GPU-nope"));
+
+        // the same for power limits and telemetry (reads); a state change refuses the whole command instead
+        var limits = new RecordingHost();
+        new GetPowerLimitOperation { Index = [7, 1] }.Execute(limits);
+        Assert.Equal(1, Assert.Single(limits.ObjectsOf<GpuPowerLimit>()).GpuIndex);
+        Assert.Single(limits.Errors);
+        var ex = Assert.Throws<GpuOpsException>(() => new SetPowerLimitOperation { Index = [1, 7], Watts = 300 }.Execute(new RecordingHost()));
         Assert.Equal("GpuNotFound", ex.ErrorId);
-        Assert.Equal(ErrorCategory.ObjectNotFound, ex.Category);
-        Assert.Contains("valid indices are 0 to 1", ex.Message);
-        var ex2 = Assert.Throws<GpuOpsException>(() => new GetGpuOperation { Uuid = ["GPU-nope"] }.Execute(new RecordingHost()));
-        Assert.Equal("GpuNotFound", ex2.ErrorId);
-        Assert.Contains("GPU-nope", ex2.Message);
-        var ex3 = Assert.Throws<GpuOpsException>(() => new GetGpuOperation { Index = [-1] }.Execute(new RecordingHost()));
-        Assert.Equal("GpuNotFound", ex3.ErrorId);
+        Assert.Equal(700000u, fake.LimitMilliwatts(1));
     }
 
     [Fact]

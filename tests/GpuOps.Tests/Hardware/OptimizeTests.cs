@@ -206,6 +206,14 @@ public class OptimizeTests
         var range = Sweep(_ => null);
         range.MinWatts = 100;
         Assert.Equal("PowerLimitOutOfRange", Assert.Throws<GpuOpsException>(() => range.Execute(new RecordingHost())).ErrorId);
+        var inverted = Sweep(_ => null);
+        (inverted.MinWatts, inverted.MaxWatts) = (600, 300);   // (both allowed, but the wrong way round: say so)
+        var inv = Assert.Throws<GpuOpsException>(() => inverted.Execute(new RecordingHost()));
+        Assert.Equal("InvalidSweepRange", inv.ErrorId);
+        Assert.Contains("above its maximum", inv.Message);
+        var byName = Sweep(_ => null);
+        (byName.Workload, byName.WorkloadLookup) = (null, "no-such-benchmark");
+        Assert.Equal("BenchmarkNotFound", Assert.Throws<GpuOpsException>(() => byName.Execute(new RecordingHost())).ErrorId);
         var unknown = Sweep(_ => null);
         unknown.Index = 4;
         Assert.Equal("GpuNotFound", Assert.Throws<GpuOpsException>(() => unknown.Execute(new RecordingHost())).ErrorId);

@@ -36,6 +36,20 @@ public class PowerLimitTests
     }
 
     [Fact]
+    public void A_refused_set_takes_back_its_journal_entry_and_the_next_gpu_is_still_set()
+    {
+        using var fake = new FakeNvml("gpu0.set=no_permission");
+        var host = new RecordingHost();
+        new SetPowerLimitOperation { Index = [0, 1], Watts = 400, PassThru = true }.Execute(host);
+        var e = Assert.Single(host.Errors);
+        Assert.Equal(700000u, fake.LimitMilliwatts(0));
+        Assert.Null(PowerLimitJournal.Read(Uuid0));   // GpuOps never changed GPU 0: no original to restore
+        Assert.Equal(400000u, fake.LimitMilliwatts(1));
+        Assert.Equal(1, Assert.Single(host.ObjectsOf<GpuPowerLimit>()).GpuIndex);
+        Assert.NotNull(PowerLimitJournal.Read("GPU-fa4e0000-0000-4000-8000-000000000001"));
+    }
+
+    [Fact]
     public void Set_writes_the_journal_then_changes_the_limit_and_restore_puts_back_the_original()
     {
         using var fake = new FakeNvml("gpu0.limit_mw=650000");
@@ -68,10 +82,12 @@ public class PowerLimitTests
     }
 
     [Fact]
-    public void The_journal_is_written_before_the_change_even_when_the_change_is_denied()
+    public void A_denied_change_says_how_to_get_the_right_and_leaves_no_journal_entry()
     {
         using var fake = new FakeNvml("gpu0.set=no_permission");
-        var ex = Assert.Throws<Nvml.Native.NvmlException>(() => new SetPowerLimitOperation { Index = [0], Watts = 300 }.Execute(new RecordingHost()));
+        var host = new RecordingHost();
+        new SetPowerLimitOperation { Index = [0], Watts = 300 }.Execute(host);
+        var ex = Assert.IsType<Nvml.Native.NvmlException>(Assert.Single(host.Errors).Exception);
         Assert.Equal("PowerLimitPermissionDenied", ex.ErrorId);
         Assert.Equal(ErrorCategory.PermissionDenied, ex.Category);
         Assert.Contains("administrator", ex.Message);
@@ -80,10 +96,20 @@ public class PowerLimitTests
         Assert.Contains("SYS_ADMIN", ex.RecommendedAction);
         Assert.Contains("persistence mode", ex.RecommendedAction);
         Assert.Equal(700000u, fake.LimitMilliwatts(0));
-        // Journaled before the attempt: the file exists and records the limit in force.
-        var entry = JsonSerializer.Deserialize<PowerLimitJournalEntry>(File.ReadAllText(PowerLimitJournal.PathFor(Uuid0)));
-        Assert.Equal(700000u, entry!.OriginalMilliwatts);
-        Assert.Equal(Uuid0, entry.Uuid);
+        // Journaled before the attempt (a crash during the change still leaves the original), and taken back once the
+        // change was refused: GpuOps never changed this GPU, so there is nothing to restore.
+        Assert.False(File.Exists(PowerLimitJournal.PathFor(Uuid0)));
+
+        // an entry from an earlier change stays as it was, also when -ResetJournal asked to replace it
+        fake.Set("gpu0.set=ok");
+        new SetPowerLimitOperation { Index = [0], Watts = 500 }.Execute(new RecordingHost());
+        Assert.Equal(700000u, PowerLimitJournal.Read(Uuid0)!.OriginalMilliwatts);
+        fake.Set("gpu0.set=no_permission");
+        var denied = new RecordingHost();
+        new SetPowerLimitOperation { Index = [0], Watts = 400, ResetJournal = true }.Execute(denied);
+        Assert.Single(denied.Errors);
+        Assert.Equal(700000u, PowerLimitJournal.Read(Uuid0)!.OriginalMilliwatts);
+        Assert.Equal(500000u, fake.LimitMilliwatts(0));
     }
 
     [Fact]
