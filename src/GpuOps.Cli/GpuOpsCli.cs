@@ -108,12 +108,50 @@ public static class GpuOpsCli
         return group;
     }
 
+    private static IEnumerable<string> Ancestry(System.CommandLine.Parsing.CommandResult r)
+    {
+        var names = new List<string>();
+        for (System.CommandLine.Parsing.SymbolResult? x = r; x is System.CommandLine.Parsing.CommandResult cr && cr.Parent is not null; x = cr.Parent)
+            names.Insert(0, cr.Command.Name);
+        return names;
+    }
+
+    /// <summary>System.CommandLine's parse messages without .NET type names ("as expected type 'System.Nullable`1[System.Double]'" -> "a number").</summary>
+    internal static string Friendly(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(?<v>.*)' for (?:option|argument) '(?<o>[^']*)' as expected type '(?<t>[^']*)'\.?$");
+        if (!m.Success) return message;
+        string t = m.Groups["t"].Value;
+        string kind = t switch
+        {
+            _ when t.Contains("System.Double") || t.Contains("System.Single") || t.Contains("System.Decimal") => "a number",
+            _ when t.Contains("System.Int32") || t.Contains("System.Int64") || t.Contains("System.UInt") => "a whole number",
+            _ when t.Contains("System.TimeSpan") => "a time span such as 00:00:01 or 0.5s",
+            _ when t.Contains("System.Boolean") => "true or false",
+            _ => "a value of the right kind",
+        };
+        return $"'{m.Groups["v"].Value}' is not a valid value for {m.Groups["o"].Value}: it takes {kind}.";
+    }
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var context = new CliContext(stdout, stderr);
         var root = BuildRoot(context);
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
+        // A malformed command line: one line saying what is wrong and where the options are listed (not the whole help
+        // and .NET type names). No command at all still shows the help.
+        if (parse.Errors.Count > 0 && args.Length > 0)
+        {
+            var path = string.Join(' ', parse.CommandResult.Command is { } c && c != root
+                ? Ancestry(parse.CommandResult).Prepend("gpuops") : ["gpuops"]);
+            // (the most telling error first: a word it does not know, a value it cannot read, then the rest)
+            var error = parse.Errors.OrderBy(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0
+                : e.Message.StartsWith("Cannot parse", StringComparison.Ordinal) ? 1 : 2).First();
+            stderr.WriteLine($"gpuops: {Friendly(error.Message)} ({path} --help lists the options)");
+            return 1;
+        }
+
         try
         {
             return parse.Invoke(config);

@@ -51,6 +51,21 @@ public class CliTests
         Assert.Contains("no-such-verb", err);
     }
 
+    [Theory]
+    [InlineData(new[] { "power", "set", "--watts", "abc" }, "'abc' is not a valid value for --watts: it takes a number.", "gpuops power set --help")]
+    [InlineData(new[] { "telemetry", "--interval", "00:00:00.1" }, "'00:00:00.1' is not a valid value for --interval: it takes a number.", "gpuops telemetry --help")]
+    [InlineData(new[] { "generate", "x", "--max-tokens", "many" }, "'many' is not a valid value for --max-tokens: it takes a whole number.", "gpuops generate --help")]
+    public void A_malformed_value_is_one_line_without_type_names_or_the_whole_help(string[] args, string message, string where)
+    {
+        var (code, stdout, err) = Gpuops(args);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(message, line);
+        Assert.Contains(where, line);
+        Assert.DoesNotContain("System.", line);
+    }
+
     [Fact]
     public void Json_serialisation_survives_NaN_and_enums()
     {
