@@ -22,6 +22,21 @@ Describe 'Import-GpuModel / Remove-GpuModel' {
         $Model.Config.NumLayers | Should -Be 6
     }
 
+    It 'frees a loaded model named by its name, where it is the only one of that name' {
+        $copy = Join-Path $TestDrive 'named-model'
+        Copy-Item -Recurse $ModelPath $copy
+        $m = Import-GpuModel $copy
+        Push-Location $TestDrive
+        try {
+            Set-Location ([System.IO.Path]::GetTempPath())
+            Remove-GpuModel named-model -Confirm:$false
+        }
+        finally {
+            Pop-Location
+        }
+        $m.IsLoaded | Should -BeFalse
+    }
+
     It 'frees a handle, and -WhatIf frees nothing' {
         $m = Import-GpuModel $ModelPath
         $m | Remove-GpuModel -WhatIf
@@ -74,6 +89,18 @@ Describe 'Invoke-GpuInference' {
         $r = ConvertTo-GpuToken -Model $Model -Text 'Love is' | Invoke-GpuInference -Model $Model -MaxTokens 3 -Temperature 0
         $r.Prompt | Should -Be 'Love is'
         ($Model | Invoke-GpuInference -Prompt 'Love is' -MaxTokens 3 -Temperature 0 -Stop $null).GeneratedTokens | Should -Be 3
+    }
+
+    It 'takes the name of a loaded model for -Model, so a result pipes on to ConvertFrom-GpuToken' {
+        Push-Location $TestDrive   # (no folder of that name here: the loaded model is meant)
+        try {
+            $r = $Model | Invoke-GpuInference -Prompt 'Love is' -MaxTokens 3 -Temperature 0
+            ($r | ConvertFrom-GpuToken).Text | Should -Be $r.Text
+            (ConvertTo-GpuToken -Model $Model.Name -Text 'Love is').Ids | Should -Be $r.PromptIds
+        }
+        finally {
+            Pop-Location
+        }
     }
 
     It 'streams one object per token' {

@@ -14,9 +14,10 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(GpuModelHandle))]
 public sealed class RemoveGpuModelCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">Model handles from Import-GpuModel or Get-GpuModel; handles piped in bind here.</para></summary>
+    /// <summary><para type="description">Model handles from Import-GpuModel or Get-GpuModel; handles piped in bind here. Text that names no file or folder but the name of a model loaded in this session (Get-GpuModel) stands for that loaded model.</para></summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     [ValidateNotNull]
+    [ModelTransformation]
     public GpuModelHandle[] Model { get; set; } = Array.Empty<GpuModelHandle>();
 
     /// <summary><para type="description">Write each freed handle to the pipeline (its IsLoaded is then false). By default the cmdlet writes nothing.</para></summary>
