@@ -47,7 +47,7 @@ public sealed class GpuModelHandle : IDisposable
     public GpuModelHandle(string path)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("A model path is empty.", nameof(path));
-        Id = Interlocked.Increment(ref _nextId);
+        Id = 0;   // (not a loaded model: loaded handles number 1, 2, 3... without gaps)
         Path = path;
         Name = System.IO.Path.GetFileName(path.TrimEnd('/', '\\'));
         Format = string.Empty;
@@ -59,7 +59,7 @@ public sealed class GpuModelHandle : IDisposable
     /// <summary>True for a handle that only carries a path (see <see cref="GpuModelHandle(string)"/>).</summary>
     public bool IsPathOnly { get; }
 
-    /// <summary>Process-unique id of this handle.</summary>
+    /// <summary>Process-unique id of a loaded model's handle, from 1 in load order; 0 for a handle that only carries a path.</summary>
     public int Id { get; }
 
     public string Name { get; }

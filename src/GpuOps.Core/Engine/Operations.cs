@@ -139,6 +139,14 @@ public sealed class RemoveGpuModelOperation : IOperation
 /// <summary>Shared: resolve a handle or a path into a loaded model for the duration of an operation.</summary>
 internal static class ModelUse
 {
+    /// <summary>Positions past the model's max_position_embeddings run (RoPE extends) but were never trained: say so.</summary>
+    public static void WarnPastTrainedContext(IOperationHost host, GpuModelHandle handle, int positions, string what)
+    {
+        int trained = handle.Config.MaxPositionEmbeddings;
+        if (trained > 0 && positions > trained)
+            host.WriteWarning($"{what} ({positions} positions) goes past {handle.Name}'s trained context of {trained} (max_position_embeddings): figures past it are not the model's.");
+    }
+
     public static (GpuModelHandle Handle, bool Owned) Resolve(GpuModelHandle? model, string? path, string? device, IOperationHost host)
     {
         if (model is { IsPathOnly: true })
@@ -281,6 +289,7 @@ public sealed class MeasureGpuPerplexityOperation : IOperation
             var text = File.ReadAllText(file);
             var tokens = PerplexityCalculator.TokenStream(handle.Tokenizer, text);
             host.WriteVerbose($"{file}: {tokens.Length} tokens, {tokens.Length / Context} windows of {Context}.");
+            ModelUse.WarnPastTrainedContext(host, handle, Context, "The window (-Context)");
             var progress = new ProgressReporter(host, 63, $"Perplexity of {System.IO.Path.GetFileName(file)}");
             var sw = Stopwatch.StartNew();
             var r = PerplexityCalculator.Compute(handle.Engine, tokens, Context, MaxWindows,
@@ -322,6 +331,8 @@ public sealed class MeasureGpuInferenceOperation : IOperation
         {
             var engine = handle.Engine;
             var ct = host.CancellationToken;
+            // (prefill runs each prompt length alone; decode runs from a 16-token prompt, as below)
+            ModelUse.WarnPastTrainedContext(host, handle, Math.Max(PromptLengths.Count > 0 ? PromptLengths.Max() : 0, 16 + DecodeTokens), "The longest prefill or decode run");
             var progress = new ProgressReporter(host, 64, "Measuring inference");
             int steps = PromptLengths.Count + BatchSizes.Count + 1, done = 0;
             double? bw = null;

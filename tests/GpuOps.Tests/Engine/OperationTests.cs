@@ -257,6 +257,13 @@ public class OperationTests(FortuneLlamaFixture fx) : IClassFixture<FortuneLlama
         Assert.Equal(3, r.Windows);
         Assert.Equal(3 * 127, r.Tokens);
         Assert.InRange(r.Ppl, 20, 400);
+        Assert.Empty(host.Warnings);
+
+        // windows past the model's trained context (1024 positions) still run, with a warning
+        var past = new RecordingHost();
+        new MeasureGpuPerplexityOperation { Model = fx.Handle, Path = Repo.Data("fortune-corpus", "test.txt"), Context = 1100, MaxWindows = 1 }.Execute(past);
+        Assert.Single(past.ObjectsOf<GpuPerplexityResult>());
+        Assert.Contains("trained context of 1024", Assert.Single(past.Warnings));
 
         var tmp = Path.GetTempFileName();
         File.WriteAllText(tmp, "Too short.");
