@@ -8,6 +8,9 @@ OUT=${OUT:-$(pwd)/gpu-host-out}
 mkdir -p "$OUT"
 E=${GPUOPS_ENGINE_DIR:-.gpu-host-engine}
 what=${1:-all}; shift || true
+if [ ! -f "$E/dotnet" ]; then
+  echo "gpu-host-engine: $E is missing (the publish loop in bench/notes/cuda-engine.md builds it; carry it with the device call)" >&2; exit 2
+fi
 # kernels from the repository (not the copies published beside the assemblies), so kernel edits need no republish
 export GPUOPS_REPO_ROOT=$(pwd) GPUOPS_KERNELS_DIR=$(pwd)/kernels GPUOPS_KERNEL_CACHE=/tmp/gpuops-kernels PYTHONUNBUFFERED=1
 dn="bash $E/dotnet"

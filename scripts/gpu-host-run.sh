@@ -12,6 +12,13 @@
 #   - the Memory benchmark suite with NVML energy per run.
 # Never changes a power limit, clock or mode.
 set -uo pipefail
+# (what it needs, said up front: otherwise every step fails on its own and the dry-run check compares empty files)
+if [ ! -f .gpu-host/dotnet ] || [ ! -f .gpu-host/cli/gpuops.dll ]; then
+  echo "gpu-host-run: .gpu-host is missing: run scripts/publish-gpu-host.sh on the development machine and carry .gpu-host" >&2; exit 2
+fi
+if ! command -v nvidia-smi >/dev/null; then
+  echo "gpu-host-run: no nvidia-smi here: this script is for a GPU host (the device tool's machine)" >&2; exit 2
+fi
 TOP=${OUT:-$(pwd)/gpu-host-out}
 work=$(mktemp -d)
 R="$work/run"
