@@ -14,6 +14,7 @@ public sealed class GetGpuOperation : IOperation
         var devices = NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e)));   // (a GPU that is not there: an error, the others listed)
         string? driver = NvmlDevice.DriverVersion();
         string? cuda = NvmlDevice.CudaDriverVersion();
+        host.WriteVerbose($"NVML {GpuOps.Core.Native.NativeLibraries.LoadedPath(GpuOps.Core.Native.NativeLibraryKind.Nvml)}: driver {driver ?? "unknown"}, CUDA {cuda ?? "unknown"}; {devices.Count} GPU(s) selected.");
         foreach (var d in devices)
         {
             host.CancellationToken.ThrowIfCancellationRequested();

@@ -183,6 +183,9 @@ public sealed class GetTelemetryOperation : IOperation
         var interval = Interval ?? (Statistics ? TimeSpan.FromMilliseconds(10) : TimeSpan.FromSeconds(1));
         long maxTicks = Count ?? long.MaxValue;
         if (Statistics && Count is null && Duration is null) maxTicks = 100;
+        host.WriteVerbose($"Sampling GPU(s) {string.Join(", ", devices.Select(d => d.Index))} every {interval.TotalMilliseconds:0.###} ms" +
+            (maxTicks != long.MaxValue ? $", {maxTicks} time(s)" : "") + (Duration is { } dur ? $", for {dur}" : "") +
+            (maxTicks == long.MaxValue && Duration is null ? ", until stopped (Ctrl+C)" : "") + ".");
         Stream(host, devices, interval, maxTicks, Duration);
     }
 

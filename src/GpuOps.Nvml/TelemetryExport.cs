@@ -38,6 +38,9 @@ public sealed class ExportTelemetryOperation : IOperation
 
     public int SamplesWritten { get; private set; }
 
+    /// <summary>Whether the write was allowed (ShouldProcess; -WhatIf: false); null before the first call.</summary>
+    public bool? Approved => _approvedFor is null ? null : _approved;
+
     public void Execute(IOperationHost host)
     {
         if (string.IsNullOrWhiteSpace(Path)) throw GpuOpsException.InvalidArgument("PathRequired", "Give the file to write (-Path).");

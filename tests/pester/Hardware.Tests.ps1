@@ -112,8 +112,9 @@ Describe 'Hardware cmdlets on the fake NVML' {
 
     It 'Export-GpuTelemetry -WhatIf asks once for a stream of samples and writes nothing' {
         $dir = New-FakeState
-        $out = Invoke-InChildText ('Get-GpuTelemetry -Interval 00:00:00.01 -Count 4 | Export-GpuTelemetry -Path ''{0}'' -WhatIf' -f (Join-Path $dir 'gpu.prom'))
+        $out = Invoke-InChildText ('Get-GpuTelemetry -Interval 00:00:00.01 -Count 4 | Export-GpuTelemetry -Path ''{0}'' -WhatIf -PassThru' -f (Join-Path $dir 'gpu.prom'))
         ($out | Select-String -Pattern 'What if:' -AllMatches).Matches.Count | Should -Be 1
+        $out | Should -Not -Match 'SamplesWritten' -Because '-PassThru reports a write, and -WhatIf wrote nothing'
         Test-Path (Join-Path $dir 'gpu.prom') | Should -BeFalse
     }
 

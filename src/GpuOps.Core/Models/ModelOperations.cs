@@ -131,6 +131,7 @@ public sealed class ConvertToTokenOperation : IOperation
     public void Execute(IOperationHost host)
     {
         var tok = Tokenizer ?? LoadedModel?.Tokenizer ?? TokenizerCache.Get(Model);
+        host.WriteVerbose($"Tokenizer: {tok.GetType().Name} of {(LoadedModel is { } m ? $"the loaded model {m}" : Model)}, vocabulary {tok.VocabSize}.");
         foreach (var text in Text)
         {
             host.CancellationToken.ThrowIfCancellationRequested();

@@ -54,6 +54,6 @@ public sealed class ExportGpuTelemetryCommand : GpuOpsCmdlet
             Run(_op);
         }
 
-        if (PassThru) WriteObject(new TelemetryExportResult(_op!.Path, Format.ToString(), _op.SamplesWritten));
+        if (PassThru && _op!.Approved == true) WriteObject(new TelemetryExportResult(_op!.Path, Format.ToString(), _op.SamplesWritten));
     }
 }

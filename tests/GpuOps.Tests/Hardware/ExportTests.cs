@@ -124,6 +124,8 @@ public class ExportTests
         }
 
         Assert.Single(declined.ShouldProcessCalls);
+        Assert.False(op2.Approved);
+        Assert.True(op.Approved);
         Assert.Equal(0, op2.SamplesWritten);
         Assert.False(File.Exists(Path.Combine(fake.Root, "declined.prom")));
     }
