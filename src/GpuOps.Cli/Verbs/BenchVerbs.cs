@@ -14,6 +14,7 @@ public sealed class BenchVerbs : ICliVerbProvider
             AllowMultipleArgumentsPerToken = true,
         };
         var device = new Option<int>("--device", "-d") { Description = "CUDA device ordinal." };
+        var uuid = new Option<string?>("--uuid") { Description = "The GPU by UUID (as gpuops gpu list shows it), instead of --device." };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (median reported).", DefaultValueFactory = _ => 50 };
         var sizes = new Option<int[]>("--gemm-size") { Description = "GEMM sizes (M = N = K).", AllowMultipleArgumentsPerToken = true };
         var types = new Option<string[]>("--gemm-type") { Description = "GEMM dtypes: bf16 f16 tf32 f32 f8e4m3 i8.", AllowMultipleArgumentsPerToken = true };
@@ -21,7 +22,7 @@ public sealed class BenchVerbs : ICliVerbProvider
         var noTune = new Option<bool>("--no-autotune") { Description = "Use cuBLASLt's first heuristic algorithm." };
         var bench = new Command("bench", "Benchmark the GPU: memory bandwidth, cuBLASLt GEMM, launch overhead and kernel families.")
         {
-            suite, device, repeats, sizes, types, quick, noTune,
+            suite, device, uuid, repeats, sizes, types, quick, noTune,
         };
         bench.SetAction((parse, ct) =>
         {
@@ -43,6 +44,7 @@ public sealed class BenchVerbs : ICliVerbProvider
             {
                 Suite = suites,
                 Device = parse.GetValue(device),
+                Uuid = parse.GetValue(uuid),
                 Repeats = parse.GetValue(repeats),
                 GemmSizes = parse.GetValue(sizes) is { Length: > 0 } s ? s : null,
                 GemmTypes = parse.GetValue(types) is { Length: > 0 } t ? t : null,

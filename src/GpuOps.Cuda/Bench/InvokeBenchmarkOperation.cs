@@ -23,6 +23,13 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
 
     public int Device { get; set; }
 
+    /// <summary>
+    /// The GPU by UUID (as NVML and Get-Gpu write it) instead of <see cref="Device"/>: its CUDA ordinal is looked up,
+    /// which can differ from NVML's index (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER).
+    /// </summary>
+    public string? Uuid { get; set; }
+
+
     /// <summary>Timed runs per measurement (the median is reported).</summary>
     public int Repeats { get; set; } = 50;
 
@@ -48,11 +55,28 @@ public sealed unsafe class InvokeBenchmarkOperation : IOperation
 
     public IReadOnlyList<BenchmarkResult> Results => _results;
 
+    /// <summary>The CUDA ordinal of the GPU with this UUID ("GPU-..." or its bare hex form, any case).</summary>
+    public static int OrdinalOf(string uuid)
+    {
+        string want = uuid.Trim();
+        if (!want.StartsWith("GPU-", StringComparison.OrdinalIgnoreCase)) want = "GPU-" + want;
+        int n = CudaApi.DeviceCount();
+        for (int i = 0; i < n; i++)
+        {
+            if (string.Equals(CudaApi.DeviceUuid(i), want, StringComparison.OrdinalIgnoreCase)) return i;
+        }
+
+        throw new GpuOpsException("GpuNotFound", ErrorCategory.ObjectNotFound,
+            $"No CUDA device has UUID '{uuid}' ({n} visible).", uuid, null,
+            "List the GPUs and their UUIDs with Get-Gpu (gpuops gpu list); CUDA_VISIBLE_DEVICES may hide the one you want.");
+    }
+
     public void Execute(IOperationHost host)
     {
         _host = host;
         if (Repeats < 3) throw GpuOpsException.InvalidArgument("InvalidRepeats", "Repeats must be at least 3 (the median of fewer runs says little).");
         var suites = Suite.Distinct().OrderBy(s => s).ToList();
+        if (!string.IsNullOrWhiteSpace(Uuid)) Device = OrdinalOf(Uuid);
         using var be = new CudaBackend(Device);
         _be = be;
         try { _cublasVersion = CublasLtMatmul.Version(); } catch (GpuOpsException) { }

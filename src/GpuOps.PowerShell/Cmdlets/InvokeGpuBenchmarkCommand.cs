@@ -22,11 +22,17 @@ public sealed class InvokeGpuBenchmarkCommand : GpuOpsCmdlet
     [ValidateSet("Memory", "Gemm", "Launch", "Elementwise", "Norm", "Rope", "Attention", "Sampling", "Transpose", "Embedding", "All", IgnoreCase = true)]
     public string[] Suite { get; set; } = ["Memory", "Gemm", "Launch"];
 
-    /// <summary><para type="description">The CUDA device ordinal of the GPU to benchmark (default 0). Objects from Get-Gpu bind by their Index, which is NVML's numbering; it can differ from CUDA's when CUDA_VISIBLE_DEVICES is set or CUDA_DEVICE_ORDER is not PCI_BUS_ID.</para></summary>
+    /// <summary><para type="description">The CUDA device ordinal of the GPU to benchmark (default 0). Objects from Get-Gpu bind by their Index, which is NVML's numbering; it can differ from CUDA's when CUDA_VISIBLE_DEVICES is set or CUDA_DEVICE_ORDER is not PCI_BUS_ID, which is why such objects also bind -Uuid, which then decides.</para></summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("Index", "GpuIndex")]
     [ValidateRange(0, 63)]
     public int Device { get; set; }
+
+    /// <summary><para type="description">The GPU by UUID, as Get-Gpu shows it: its CUDA ordinal is looked up, so objects piped from Get-Gpu, Get-GpuPowerLimit or Get-GpuTelemetry run on that GPU even where CUDA numbers the GPUs differently from NVML (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER). Takes precedence over -Device.</para></summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(GpuUuidCompleter))]
+    public string? Uuid { get; set; }
 
     /// <summary><para type="description">Timed runs per measurement (default 50, at least 3); the median is reported with the minimum and maximum. With -Quick at most 10 are used; GEMMs use at most 50 (30 at sizes of 8192 and above), and host copies, launch overhead, attention and sampling use their own fixed counts.</para></summary>
     [Parameter]
@@ -60,6 +66,7 @@ public sealed class InvokeGpuBenchmarkCommand : GpuOpsCmdlet
         {
             Suite = suites,
             Device = Device,
+            Uuid = Uuid,
             Repeats = Repeats,
             GemmSizes = GemmSize,
             GemmTypes = GemmType,

@@ -69,4 +69,16 @@ public class BenchmarkTests
             Assert.False(string.IsNullOrEmpty(r.CudaDriverVersion));
         });
     }
+
+    [GpuFact]
+    public void A_gpu_named_by_uuid_is_found_by_its_cuda_ordinal()
+    {
+        var uuid = GpuOps.Cuda.Driver.CudaApi.DeviceUuid(0);
+        var host = new RecordingHost();
+        new InvokeBenchmarkOperation { Suite = [BenchmarkSuite.Launch], Quick = true, Device = 63, Uuid = uuid.ToUpperInvariant()[4..] }.Execute(host);
+        Assert.All(host.ObjectsOf<BenchmarkResult>(), r => Assert.Equal(uuid, r.GpuUuid));
+        Assert.Equal(0, GpuOps.Cuda.Bench.InvokeBenchmarkOperation.OrdinalOf(uuid));
+        var ex = Assert.Throws<GpuOpsException>(() => InvokeBenchmarkOperation.OrdinalOf("GPU-00000000-0000-0000-0000-000000000000"));
+        Assert.Equal("GpuNotFound", ex.ErrorId);
+    }
 }
