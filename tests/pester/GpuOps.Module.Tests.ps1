@@ -109,6 +109,7 @@ Describe 'GpuOps module' {
             }
         }
         (Get-Help Set-GpuPowerLimit -Parameter Percent).required | Should -Be 'true'
+        (Get-Help about_GpuOps | Out-String) | Should -Match 'Changing power limits safely'
         (Get-Help Get-GpuModel -Parameter Name).globbing | Should -Be 'true'
     }
 
