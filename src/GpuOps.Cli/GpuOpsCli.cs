@@ -126,7 +126,6 @@ public static class GpuOpsCli
         {
             _ when t.Contains("System.Double") || t.Contains("System.Single") || t.Contains("System.Decimal") => "a number",
             _ when t.Contains("System.Int32") || t.Contains("System.Int64") || t.Contains("System.UInt") => "a whole number",
-            _ when t.Contains("System.TimeSpan") => "a time span such as 00:00:01 or 0.5s",
             _ when t.Contains("System.Boolean") => "true or false",
             _ => "a value of the right kind",
         };
@@ -143,8 +142,7 @@ public static class GpuOpsCli
         // and .NET type names). No command at all still shows the help.
         if (parse.Errors.Count > 0 && args.Length > 0)
         {
-            var path = string.Join(' ', parse.CommandResult.Command is { } c && c != root
-                ? Ancestry(parse.CommandResult).Prepend("gpuops") : ["gpuops"]);
+            var path = string.Join(' ', Ancestry(parse.CommandResult).Prepend("gpuops"));   // (the root has no names of its own)
             // (the most telling error first: a word it does not know, a value it cannot read, then the rest)
             var error = parse.Errors.OrderBy(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0
                 : e.Message.StartsWith("Cannot parse", StringComparison.Ordinal) ? 1 : 2).First();
