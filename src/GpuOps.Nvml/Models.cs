@@ -122,7 +122,11 @@ public sealed record PowerSweepPoint(
     double EnergyDelayProduct,
     double Cost,
     string EnergyMethod,
-    bool Chosen);
+    bool Chosen)
+{
+    /// <summary>The unit of <see cref="Throughput"/>: the workload's (GB/s, TFLOP/s, "as returned" for a script's number) or runs/s.</summary>
+    public string ThroughputUnit { get; init; } = "runs/s";
+}
 
 /// <summary>The outcome of a sweep: every point plus the choice.</summary>
 public sealed record PowerOptimizationResult(
@@ -134,7 +138,11 @@ public sealed record PowerOptimizationResult(
     double OriginalWatts,
     double ChosenWatts,
     bool Applied,
-    IReadOnlyList<PowerSweepPoint> Points);
+    IReadOnlyList<PowerSweepPoint> Points)
+{
+    /// <summary>What ran at each limit: the registered benchmark's name, the script block or the command line.</summary>
+    public string Workload { get; init; } = "";
+}
 
 /// <summary>What an export wrote.</summary>
 public sealed record TelemetryExportResult(string Path, string Format, int SamplesWritten);

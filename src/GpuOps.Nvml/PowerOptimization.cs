@@ -18,25 +18,68 @@ public enum PowerObjective
     MaxSlowdown,
 }
 
+/// <summary>The GPU a registered sweep workload is made for: NVML's index and the UUID (which finds its CUDA ordinal).</summary>
+public sealed record PowerSweepTarget(int Index, string Uuid, IOperationHost Host);
+
 /// <summary>
-/// Named workloads for <c>Optimize-GpuPowerLimit -Benchmark</c>. Other areas (benchmarks) register theirs; a workload
-/// runs once and returns its throughput (work per second) or null (then runs per second count).
+/// A workload made for one sweep (<c>Optimize-GpuPowerLimit -Benchmark</c>): set up once on the target GPU before the
+/// first limit is set (allocation, compilation, tuning), run many times, disposed after the sweep whatever happens.
+/// </summary>
+public interface IPowerSweepWorkload : IDisposable
+{
+    /// <summary>The unit of what <see cref="Run"/> returns (GB/s, TFLOP/s), or "runs/s" where it returns null.</summary>
+    string ThroughputUnit { get; }
+
+    /// <summary>Runs the work once (to completion on the GPU); returns its throughput, or null (then runs per second count).</summary>
+    double? Run(CancellationToken token);
+}
+
+/// <summary>
+/// Named workloads for <c>Optimize-GpuPowerLimit -Benchmark</c> / <c>gpuops power optimize --benchmark</c>. Other areas
+/// register theirs (GpuOps.Cuda: Memory and Gemm); a registration makes a workload for the GPU swept.
 /// </summary>
 public static class PowerSweepWorkloads
 {
-    private static readonly ConcurrentDictionary<string, Func<CancellationToken, double?>> Registry = new(StringComparer.OrdinalIgnoreCase);
+    private sealed record Entry(string Name, string Description, Func<PowerSweepTarget, IPowerSweepWorkload> Factory);
 
-    public static void Register(string name, Func<CancellationToken, double?> workload) => Registry[name] = workload;
+    private static readonly ConcurrentDictionary<string, Entry> Registry = new(StringComparer.OrdinalIgnoreCase);
 
-    public static IReadOnlyCollection<string> Names => Registry.Keys.OrderBy(k => k).ToList();
+    /// <summary>Registers (or replaces) a workload made for each sweep's GPU.</summary>
+    public static void Register(string name, string description, Func<PowerSweepTarget, IPowerSweepWorkload> factory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(factory);
+        Registry[name] = new Entry(name, description, factory);
+    }
 
-    public static Func<CancellationToken, double?> Get(string name) =>
-        Registry.TryGetValue(name, out var w)
-            ? w
+    /// <summary>Registers a workload that needs no set-up (the same function on every GPU).</summary>
+    public static void Register(string name, Func<CancellationToken, double?> workload, string throughputUnit = "runs/s") =>
+        Register(name, "", _ => new FunctionWorkload(workload, throughputUnit));
+
+    public static IReadOnlyCollection<string> Names => Registry.Values.Select(e => e.Name).OrderBy(k => k, StringComparer.OrdinalIgnoreCase).ToList();
+
+    /// <summary>What a registered workload does (for completion tooltips and help), or null.</summary>
+    public static string? Describe(string name) => Registry.TryGetValue(name, out var e) ? e.Description : null;
+
+    /// <summary>The registered name as spelled at registration (BenchmarkNotFound when none).</summary>
+    public static string Resolve(string name) =>
+        Registry.TryGetValue(name, out var e)
+            ? e.Name
             : throw new GpuOpsException("BenchmarkNotFound", ErrorCategory.ObjectNotFound,
                 Registry.IsEmpty
                     ? $"There is no benchmark named '{name}': none is registered in this build; use -ScriptBlock (gpuops: -- <command>)."
-                    : $"There is no benchmark named '{name}'; known: {string.Join(", ", Names)}.", name);
+                    : $"There is no benchmark named '{name}'; known: {string.Join(", ", Names)}.", name, null,
+                "Tab completes the names (gpuops power optimize --help lists them); or give the work as -ScriptBlock (gpuops: -- <command>).");
+
+    /// <summary>Makes the named workload for the target GPU (its set-up runs here).</summary>
+    public static IPowerSweepWorkload Create(string name, PowerSweepTarget target) => Registry[Resolve(name)].Factory(target);
+
+    private sealed class FunctionWorkload(Func<CancellationToken, double?> run, string unit) : IPowerSweepWorkload
+    {
+        public string ThroughputUnit => unit;
+        public double? Run(CancellationToken token) => run(token);
+        public void Dispose() { }
+    }
 }
 
 /// <summary>
@@ -54,8 +97,12 @@ public sealed class OptimizePowerLimitOperation : IOperation
     /// <summary>Runs the work once; returns its throughput, or null to count runs per second.</summary>
     public Func<CancellationToken, double?>? Workload { get; set; }
 
-    /// <summary>A registered workload (<see cref="PowerSweepWorkloads"/>) to use when <see cref="Workload"/> is null, looked up when the operation runs.</summary>
+    /// <summary>A registered workload (<see cref="PowerSweepWorkloads"/>) to use when <see cref="Workload"/> is null: looked up
+    /// before anything runs (an unknown name is BenchmarkNotFound), made for the GPU swept after confirmation.</summary>
     public string? WorkloadLookup { get; set; }
+
+    /// <summary>The unit of the numbers <see cref="Workload"/> returns (points where it returned none count runs/s).</summary>
+    public string ThroughputUnit { get; set; } = "as returned";
 
     /// <summary>A name for the workload (messages and verbose output).</summary>
     public string WorkloadName { get; set; } = "workload";
@@ -107,6 +154,12 @@ public sealed class OptimizePowerLimitOperation : IOperation
             return;
         }
 
+        // A registered workload is made now, on the GPU swept and at the limit in force (allocation, compilation and
+        // tuning stay out of the sweep); it is freed however the sweep ends.
+        if (Workload is null) host.WriteVerbose($"GPU {d.Index}: setting up the {WorkloadLookup} workload.");
+        using var made = Workload is null ? PowerSweepWorkloads.Create(WorkloadLookup!, new PowerSweepTarget(d.Index, d.Uuid, host)) : null;
+        Func<CancellationToken, double?> run = made is null ? Workload! : made.Run;
+        string unit = made?.ThroughputUnit ?? ThroughputUnit;
         var (_, journaled) = PowerLimitReader.Journal(d, original, "Optimize-GpuPowerLimit");
         var token = host.CancellationToken;
         var points = new List<PowerSweepPoint>();
@@ -123,10 +176,12 @@ public sealed class OptimizePowerLimitOperation : IOperation
                 for (int w = 0; w < WarmupRuns; w++)
                 {
                     token.ThrowIfCancellationRequested();
-                    Workload!(token);
+                    run(token);
                 }
 
                 var throughputs = new List<double>();
+                var runsPerSecond = new List<double>();
+                bool counted = false;
                 var sw = Stopwatch.StartNew();
                 IReadOnlyList<EnergyReading> readings;
                 using (var window = EnergyWindow.Start([d], EnergySampleInterval))
@@ -135,9 +190,12 @@ public sealed class OptimizePowerLimitOperation : IOperation
                     {
                         token.ThrowIfCancellationRequested();
                         var t0 = sw.Elapsed;
-                        var tp = Workload!(token);
+                        var tp = run(token);
                         var dt = (sw.Elapsed - t0).TotalSeconds;
-                        throughputs.Add(tp is { } x && double.IsFinite(x) && x > 0 ? x : dt > 0 ? 1.0 / dt : double.NaN);
+                        bool given = tp is { } x && double.IsFinite(x) && x > 0;
+                        counted |= !given;
+                        runsPerSecond.Add(dt > 0 ? 1.0 / dt : double.NaN);
+                        if (given) throughputs.Add(tp!.Value);
                     }
 
                     readings = window.Stop();
@@ -146,9 +204,12 @@ public sealed class OptimizePowerLimitOperation : IOperation
                 var e = readings[0];
                 double seconds = e.Seconds / Runs;
                 double joules = e.Joules / Runs;
-                double throughput = throughputs.Average();
-                points.Add(MakePoint(d.Index, d.Uuid, limit / 1000.0, Runs, seconds, throughput, joules, e.AveragePowerWatts, e.Method, cmax / 1000.0));
-                host.WriteVerbose($"GPU {d.Index} at {PowerLimitReader.W(limit)}: {seconds:0.###} s/run, {joules:0.##} J/run, throughput {throughput:0.###}.");
+                // (where some runs return no number, runs are counted for all: an average of two units means nothing)
+                double throughput = counted ? runsPerSecond.Average() : throughputs.Average();
+
+                string pointUnit = counted ? "runs/s" : unit;
+                points.Add(MakePoint(d.Index, d.Uuid, limit / 1000.0, Runs, seconds, throughput, joules, e.AveragePowerWatts, e.Method, cmax / 1000.0) with { ThroughputUnit = pointUnit });
+                host.WriteVerbose($"GPU {d.Index} at {PowerLimitReader.W(limit)}: {seconds:0.###} s/run, {joules:0.##} J/run, throughput {throughput:0.###} {pointUnit}.");
             }
 
             progress.Complete();
@@ -185,13 +246,16 @@ public sealed class OptimizePowerLimitOperation : IOperation
 
         host.WriteObject(new PowerOptimizationResult(d.Index, d.Uuid, Objective.ToString(),
             Objective == PowerObjective.MaxSlowdown ? Factor : null, Objective == PowerObjective.Cost ? Eta : null,
-            original / 1000.0, chosen?.PowerLimitWatts ?? original / 1000.0, applied, marked));
+            original / 1000.0, chosen?.PowerLimitWatts ?? original / 1000.0, applied, marked)
+        {
+            Workload = made is null ? WorkloadName : WorkloadLookup!,
+        });
     }
 
     private void Validate()
     {
-        if (Workload is null && WorkloadLookup is not null) Workload = PowerSweepWorkloads.Get(WorkloadLookup);
-        if (Workload is null) throw GpuOpsException.InvalidArgument("WorkloadRequired", "Give a workload: -ScriptBlock or -Benchmark (gpuops: -- <command>).");
+        if (Workload is null && WorkloadLookup is not null) WorkloadLookup = PowerSweepWorkloads.Resolve(WorkloadLookup);
+        else if (Workload is null) throw GpuOpsException.InvalidArgument("WorkloadRequired", "Give a workload: -ScriptBlock or -Benchmark (gpuops: -- <command>).");
         if (!double.IsFinite(StepWatts) || StepWatts < 1 || StepWatts > SetPowerLimitOperation.AbsurdWatts)
             throw GpuOpsException.InvalidArgument("InvalidStep", $"The step must be between 1 and {SetPowerLimitOperation.AbsurdWatts} W (got {StepWatts}).", StepWatts);
         foreach (var (name, v) in new[] { ("minimum", MinWatts), ("maximum", MaxWatts) })

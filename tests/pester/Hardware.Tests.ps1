@@ -100,7 +100,25 @@ Describe 'Hardware cmdlets on the fake NVML' {
         $null = New-FakeState -Lines 'gpu0.limit_mw=600000'
         $res = Invoke-InChild { param($m) Import-Module $m; Optimize-GpuPowerLimit -Index 0 -StepWatts 250 -WarmupRuns 0 -Runs 1 -ScriptBlock { Start-Sleep -Milliseconds 20; 5 } -Confirm:$false }
         $res.Points.Count | Should -Be 3
+        $res.Workload | Should -Be 'the script block'
+        $res.Points.ThroughputUnit | Should -Be @('as returned', 'as returned', 'as returned')
+        $res.Points.Throughput | Should -Be @(5, 5, 5)
         Get-FakeLimit 0 | Should -Be 600000
+    }
+
+    It 'Optimize-GpuPowerLimit -Benchmark completes the built-in GPU workloads' {
+        $null = New-FakeState
+        $r = Invoke-InChild { param($m) Import-Module $m; (TabExpansion2 -inputScript 'Optimize-GpuPowerLimit -Benchmark ' -cursorColumn 34).CompletionMatches.CompletionText }
+        $r | Should -Be @('Gemm', 'Memory')
+    }
+
+    It 'Optimize-GpuPowerLimit -Benchmark without a CUDA GPU fails before any limit is set' -Skip:([bool](Get-Command nvidia-smi -ErrorAction SilentlyContinue)) {
+        $null = New-FakeState -Lines 'gpu0.limit_mw=600000'
+        $r = Invoke-InChild { param($m) Import-Module $m; try { Optimize-GpuPowerLimit -Benchmark memory -StepWatts 250 -Confirm:$false; 'no error' } catch { $_.FullyQualifiedErrorId } }
+        $r | Should -Match 'OptimizeGpuPowerLimitCommand$'
+        $r | Should -Not -Match 'BenchmarkNotFound'
+        Get-FakeLimit 0 | Should -Be 600000
+        Get-Content $env:FAKE_NVML_STATE | Where-Object { $_ -like 'calls.set=*' } | Should -BeNullOrEmpty
     }
 
     It 'Export-GpuTelemetry writes a Prometheus textfile' {

@@ -3,6 +3,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using GpuOps.Core.Hosting;
+using GpuOps.Cuda.Bench;
 using GpuOps.Nvml;
 
 namespace GpuOps.Cli.Verbs;
@@ -234,7 +235,8 @@ public sealed class HardwareVerbs : ICliVerbProvider
         var factor = new Option<double>("--factor") { Description = "MaxSlowdown: largest accepted slowdown (default 1.1).", DefaultValueFactory = _ => 1.1 };
         var eta = new Option<double>("--eta") { Description = "Cost: weight of energy against time, 0..1 (default 0.5).", DefaultValueFactory = _ => 0.5 };
         var apply = new Option<bool>("--apply") { Description = "Set the chosen limit afterwards (journaled: power restore undoes it)." };
-        var benchmark = new Option<string?>("--benchmark") { Description = "A registered benchmark instead of a command." };
+        var benchmark = new Option<string?>("--benchmark") { Description = "A built-in GPU workload instead of a command: Memory (1 GiB device copies, GB/s) or Gemm (bf16 8192^3 cuBLASLt products, TFLOP/s); needs CUDA." };
+        benchmark.CompletionSources.Add(_ => { PowerSweepBenchmarks.Register(); return PowerSweepWorkloads.Names.Select(n => new System.CommandLine.Completions.CompletionItem(n)); });
         var command = new Argument<string[]>("command") { Description = "The command to run at each limit (after --); if its last output line is a number, that is its throughput.", Arity = ArgumentArity.ZeroOrMore };
         foreach (var o in new Option[] { index, uuid, step, min, max, warmup, runs, objective, factor, eta, apply, benchmark }) cmd.Options.Add(o);
         cmd.Arguments.Add(command);
@@ -260,7 +262,8 @@ public sealed class HardwareVerbs : ICliVerbProvider
             {
                 if (p.GetValue(benchmark) is { } name)
                 {
-                    op.Workload = PowerSweepWorkloads.Get(name);
+                    PowerSweepBenchmarks.Register();
+                    op.WorkloadLookup = name;
                     op.WorkloadName = name;
                 }
                 else if (argv.Length > 0)

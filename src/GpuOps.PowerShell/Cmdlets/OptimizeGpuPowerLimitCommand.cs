@@ -1,11 +1,12 @@
 using System.Management.Automation;
+using GpuOps.Cuda.Bench;
 using GpuOps.Nvml;
 
 namespace GpuOps.PowerShell.Cmdlets;
 
 /// <summary>
 /// <para type="synopsis">Finds the energy-optimal power limit: sweeps limits from the maximum down to the minimum, runs a workload at each, and chooses by objective.</para>
-/// <para type="description">At each limit: warm-up runs, then measured runs in an energy window. The workload's throughput is the number its last output is (e.g. tokens/s), or runs per second. Objectives: MinEnergy, MinEnergyDelay, Cost (Zeus: η·E + (1−η)·MaxPower·T, -Eta) and MaxSlowdown (-Factor). Returns every point plus the choice; -Apply sets it. The limit in force before the sweep is restored whatever happens (exception, Ctrl+C); it is journaled first, so Restore-GpuPowerLimit undoes a killed sweep.</para>
+/// <para type="description">At each limit: warm-up runs, then measured runs in an energy window. The workload is a script block, whose throughput is the number its last output is (e.g. tokens/s), or else runs per second; or a built-in GPU workload (-Benchmark Memory or Gemm), whose throughput is GB/s or TFLOP/s. Each point says its ThroughputUnit. Objectives: MinEnergy, MinEnergyDelay, Cost (Zeus: η·E + (1−η)·MaxPower·T, -Eta) and MaxSlowdown (-Factor). Returns every point plus the choice; -Apply sets it. The limit in force before the sweep is restored whatever happens (exception, Ctrl+C); it is journaled first, so Restore-GpuPowerLimit undoes a killed sweep.</para>
 /// <para type="description">Sweeps one GPU per call (-Uuid, else -Index, default GPU 0) and writes one PowerOptimizationResult (original and chosen limit, Applied, and Points with one PowerSweepPoint per limit). Changing limits needs root/Administrator (in containers: SYS_ADMIN). ConfirmImpact is High: PowerShell asks before the sweep and, with -Apply, again before setting the choice; -WhatIf shows the sweep without changing anything. Errors are terminating.</para>
 /// </summary>
 /// <example><code>$m = Import-GpuModel ./tests/data/fortune-llama -Device cuda
@@ -13,6 +14,7 @@ namespace GpuOps.PowerShell.Cmdlets;
 /// <example><code>$m = Import-GpuModel ./tests/data/fortune-llama -Device cuda
 /// $r = Optimize-GpuPowerLimit -Index 0 -ScriptBlock { ($m | Invoke-GpuInference -Prompt 'A fortune:' -MaxTokens 256 -IgnoreEos).DecodeTokensPerSecond } -Objective MaxSlowdown -Factor 1.05 -StepWatts 50 -Apply
 /// $r.Points | Format-Table PowerLimitWatts, Throughput, EnergyPerWork, Chosen</code>After confirmation, sweeps GPU 0 in 50 W steps, sets the least-energy limit at most 5 % slower than the highest one (asking again), and shows every point.</example>
+/// <example><code>Get-Gpu -Index 0 | Optimize-GpuPowerLimit -Benchmark Gemm -StepWatts 50 -WhatIf</code>Shows the sweep that would run bf16 matrix products (TFLOP/s) on GPU 0 at each limit from its maximum down in 50 W steps, without changing any limit. Without -WhatIf, the points show how much GEMM throughput each watt buys; -Benchmark Memory does the same for HBM-bound copies.</example>
 [Cmdlet(VerbsCommon.Optimize, "GpuPowerLimit", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = "ScriptBlock")]
 [OutputType(typeof(PowerOptimizationResult))]
 public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
@@ -21,7 +23,7 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "ScriptBlock")]
     public ScriptBlock ScriptBlock { get; set; } = null!;
 
-    /// <summary><para type="description">The name of a registered power-sweep workload to run instead of a script block; Tab completes the registered names. An unknown name is an error (BenchmarkNotFound). This build registers no workload of its own yet, so use -ScriptBlock.</para></summary>
+    /// <summary><para type="description">A built-in GPU workload to run instead of a script block: Memory (device-to-device copies of 1 GiB buffers, bandwidth-bound; throughput in GB/s) or Gemm (bf16 8192x8192x8192 matrix products with cuBLASLt, compute-bound; TFLOP/s). It is set up once on the GPU swept (found by its UUID, whatever CUDA_VISIBLE_DEVICES does) before the first limit is set, sized so one run lasts about 0.5 s, and freed afterwards. Tab completes the names; an unknown name is an error (BenchmarkNotFound). Needs CUDA.</para></summary>
     [Parameter(Mandatory = true, ParameterSetName = "Benchmark")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(PowerSweepBenchmarkCompleter))]
@@ -83,6 +85,12 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
     [Parameter]
     public SwitchParameter Apply { get; set; }
 
+    protected override void BeginProcessing()
+    {
+        PowerSweepBenchmarks.Register();
+        base.BeginProcessing();
+    }
+
     protected override void ProcessRecord()
     {
         var op = new OptimizePowerLimitOperation
@@ -107,6 +115,7 @@ public sealed class OptimizeGpuPowerLimitCommand : GpuOpsCmdlet
         else
         {
             op.WorkloadName = "the script block";
+            op.ThroughputUnit = "as returned";
             op.Workload = _ => Throughput(ScriptBlock.Invoke());
         }
 
@@ -137,5 +146,9 @@ public sealed class PowerSweepBenchmarkCompleter : IArgumentCompleter
         System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters) =>
         Names().Where(n => n.StartsWith(wordToComplete ?? string.Empty, StringComparison.OrdinalIgnoreCase)).Select(n => new CompletionResult(n));
 
-    private static IEnumerable<string> Names() => PowerSweepWorkloads.Names;
+    private static IEnumerable<string> Names()
+    {
+        PowerSweepBenchmarks.Register();
+        return PowerSweepWorkloads.Names;
+    }
 }

@@ -217,7 +217,7 @@ public class OptimizeTests
         var unknown = Sweep(_ => null);
         unknown.Index = 4;
         Assert.Equal("GpuNotFound", Assert.Throws<GpuOpsException>(() => unknown.Execute(new RecordingHost())).ErrorId);
-        Assert.Equal("BenchmarkNotFound", Assert.Throws<GpuOpsException>(() => PowerSweepWorkloads.Get("no-such-benchmark")).ErrorId);
+        Assert.Equal("BenchmarkNotFound", Assert.Throws<GpuOpsException>(() => PowerSweepWorkloads.Resolve("no-such-benchmark")).ErrorId);
         Assert.Null(fake.Get("calls.set"));
     }
 
@@ -225,14 +225,124 @@ public class OptimizeTests
     public void A_registered_benchmark_can_drive_the_sweep()
     {
         using var fake = new FakeNvml();
-        PowerSweepWorkloads.Register("test-constant", _ => { Thread.Sleep(2); return 42.0; });
+        PowerSweepWorkloads.Register("test-constant", _ => { Thread.Sleep(2); return 42.0; }, "widgets/s");
         Assert.Contains("test-constant", PowerSweepWorkloads.Names);
         var host = new RecordingHost();
-        var op = Sweep(PowerSweepWorkloads.Get("test-constant"), step: 500);
+        var op = Sweep(_ => null, step: 500);
+        (op.Workload, op.WorkloadLookup) = (null, "TEST-Constant");   // (names are not case-sensitive)
         op.Execute(host);
         var result = Assert.Single(host.ObjectsOf<PowerOptimizationResult>());
+        Assert.Equal("test-constant", result.Workload);
         Assert.All(result.Points, p => Assert.Equal(42.0, p.Throughput));
+        Assert.All(result.Points, p => Assert.Equal("widgets/s", p.ThroughputUnit));
         Assert.Equal(700000u, fake.LimitMilliwatts(0));
+    }
+
+    /// <summary>A registered workload that records its life: made for which GPU, when, how often run, disposed.</summary>
+    private sealed class Probe : IPowerSweepWorkload
+    {
+        public static readonly List<string> Log = new();
+        private readonly FakeNvml _fake;
+
+        public Probe(PowerSweepTarget t, FakeNvml fake)
+        {
+            _fake = fake;
+            Log.Add($"made for {t.Index} {t.Uuid} at {fake.LimitMilliwatts(t.Index)}");
+        }
+
+        public string ThroughputUnit => "GB/s";
+
+        public double? Run(CancellationToken token)
+        {
+            Thread.Sleep(2);
+            Log.Add("run at " + _fake.LimitMilliwatts(1));
+            return _fake.LimitMilliwatts(1) / 1000.0;   // (throughput follows the limit)
+        }
+
+        public void Dispose() => Log.Add("disposed");
+    }
+
+    [Fact]
+    public void A_registered_workload_is_made_for_the_gpu_swept_after_confirmation_and_freed_afterwards()
+    {
+        using var fake = new FakeNvml("gpus=2", "gpu1.limit_mw=650000");
+        PowerSweepWorkloads.Register("test-probe", "records its life", t => new Probe(t, fake));
+        Probe.Log.Clear();
+
+        // -WhatIf: looked up (an unknown name would be an error) but never made
+        var whatIf = Sweep(_ => null, step: 500);
+        (whatIf.Workload, whatIf.WorkloadLookup, whatIf.Index) = (null, "test-probe", 1);
+        whatIf.Execute(new RecordingHost { Confirm = false });
+        Assert.Empty(Probe.Log);
+
+        var host = new RecordingHost();
+        var op = Sweep(_ => null, step: 500);
+        (op.Workload, op.WorkloadLookup, op.Index) = (null, "test-probe", 1);
+        op.Execute(host);
+        // made once on GPU 1 at the limit in force before the sweep; 1 warm-up + 2 runs at 700 and 200 W; then freed
+        Assert.Equal(
+            ["made for 1 GPU-fa4e0000-0000-4000-8000-000000000001 at 650000", "run at 700000", "run at 700000", "run at 700000",
+             "run at 200000", "run at 200000", "run at 200000", "disposed"],
+            Probe.Log);
+        var result = Assert.Single(host.ObjectsOf<PowerOptimizationResult>());
+        Assert.Equal("test-probe", result.Workload);
+        Assert.Equal([700.0, 200.0], result.Points.Select(p => p.Throughput));
+        Assert.All(result.Points, p => Assert.Equal("GB/s", p.ThroughputUnit));
+        Assert.Contains(host.Verbose, v => v.Contains("setting up the test-probe workload"));
+        Assert.Equal(650000u, fake.LimitMilliwatts(1));
+    }
+
+    [Fact]
+    public void A_registered_workload_is_freed_when_the_sweep_fails_and_one_that_cannot_be_made_changes_nothing()
+    {
+        using var fake = new FakeNvml("gpu0.limit_mw=600000");
+        int runs = 0;
+        bool disposed = false;
+        PowerSweepWorkloads.Register("test-crash", "fails on its 4th run", _ => new Crashing(() => ++runs == 4, () => disposed = true));
+        var op = Sweep(_ => null);
+        (op.Workload, op.WorkloadLookup) = (null, "test-crash");
+        Assert.Throws<InvalidOperationException>(() => op.Execute(new RecordingHost()));
+        Assert.True(disposed);
+        Assert.Equal(600000u, fake.LimitMilliwatts(0));
+        Assert.Null(PowerLimitJournal.Read(Uuid0));
+
+        // a set-up that fails (no CUDA device has this GPU's UUID, out of memory…): before the journal and any limit
+        PowerSweepWorkloads.Register("test-no-device", "cannot be made", _ => throw new GpuOpsException("GpuNotFound", ErrorCategory.ObjectNotFound, "No CUDA device has UUID 'x'."));
+        var op2 = Sweep(_ => null);
+        (op2.Workload, op2.WorkloadLookup) = (null, "test-no-device");
+        var setsBefore = fake.Get("calls.set");
+        Assert.Equal("GpuNotFound", Assert.Throws<GpuOpsException>(() => op2.Execute(new RecordingHost())).ErrorId);
+        Assert.Equal(600000u, fake.LimitMilliwatts(0));
+        Assert.Null(PowerLimitJournal.Read(Uuid0));
+        Assert.Equal(setsBefore, fake.Get("calls.set"));
+    }
+
+    private sealed class Crashing(Func<bool> crashNow, Action onDispose) : IPowerSweepWorkload
+    {
+        public string ThroughputUnit => "runs/s";
+
+        public double? Run(CancellationToken token) => crashNow() ? throw new InvalidOperationException("workload crashed") : null;
+
+        public void Dispose() => onDispose();
+    }
+
+    [Fact]
+    public void Runs_that_return_no_number_make_the_point_count_runs_per_second()
+    {
+        using var fake = new FakeNvml();
+        int i = 0;
+        var host = new RecordingHost();
+        var op = Sweep(_ => { Thread.Sleep(5); return ++i % 2 == 0 ? 1000.0 : null; }, step: 500);
+        op.ThroughputUnit = "tokens/s";
+        op.Execute(host);
+        var result = Assert.Single(host.ObjectsOf<PowerOptimizationResult>());
+        Assert.All(result.Points, p => Assert.Equal("runs/s", p.ThroughputUnit));
+        Assert.All(result.Points, p => Assert.InRange(p.Throughput, 1, 250));   // runs of >= 5 ms, not 1000
+        var given = Sweep(_ => 1000.0, step: 500);
+        given.ThroughputUnit = "tokens/s";
+        var host2 = new RecordingHost();
+        given.Execute(host2);
+        Assert.All(host2.ObjectsOf<PowerOptimizationResult>().Single().Points, p => Assert.Equal(("tokens/s", 1000.0), (p.ThroughputUnit, p.Throughput)));
     }
 
     /// <summary>
