@@ -8,8 +8,9 @@ namespace GpuOps.PowerShell;
 /// -Model given as text: a file or folder of that name (against the current PowerShell location) is a model path;
 /// otherwise the name of the one model loaded in this session with that name (Get-GpuModel's Name) is that loaded
 /// model. So a result's Model column piped on (Invoke-GpuInference ... | ConvertFrom-GpuToken) names the model that
-/// made it, not a folder of that name under the current location. Anything else goes to PowerShell's own conversion
-/// (a path that the command then reports as missing).
+/// made it, not a folder of that name under the current location. A file or folder object (Get-Item, Get-ChildItem)
+/// is that model path. Anything else goes to PowerShell's own conversion (a path that the command then reports as
+/// missing).
 /// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 public sealed class ModelTransformationAttribute : ArgumentTransformationAttribute
@@ -18,13 +19,19 @@ public sealed class ModelTransformationAttribute : ArgumentTransformationAttribu
     {
         var v = inputData is PSObject p ? p.BaseObject : inputData;
         if (v is string s) return One(engineIntrinsics, s) ?? inputData;
+        if (v is FileSystemInfo fsi) return new GpuModelHandle(fsi.FullName);
         if (v is IList list && v is not string)
         {
             var items = new object[list.Count];
             for (int i = 0; i < items.Length; i++)
             {
                 var e = list[i] is PSObject pe ? pe.BaseObject : list[i];
-                items[i] = (e is string es ? One(engineIntrinsics, es) : null) ?? list[i]!;
+                items[i] = e switch
+                {
+                    string es => One(engineIntrinsics, es),
+                    FileSystemInfo ef => new GpuModelHandle(ef.FullName),
+                    _ => null,
+                } ?? list[i]!;
             }
 
             return items;

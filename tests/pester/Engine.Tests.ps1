@@ -122,6 +122,13 @@ Describe 'Invoke-GpuInference' {
         }
     }
 
+    It 'takes a folder object from Get-Item or Get-ChildItem as the model, piped or named' {
+        $g = $Reference.greedy[0]
+        (Get-Item $ModelPath | Invoke-GpuInference -Prompt $g.prompt -MaxTokens 2 -Temperature 0 -IgnoreEos).Ids | Should -Be $g.new_ids[0..1]
+        (Invoke-GpuInference -Model (Get-Item $ModelPath) -Prompt $g.prompt -MaxTokens 2 -Temperature 0 -IgnoreEos).Ids | Should -Be $g.new_ids[0..1]
+        (Get-ChildItem (Join-Path $RepoRoot 'tests' 'data') -Directory -Filter fortune-llama | ConvertTo-GpuToken -Text 'hello').Count | Should -BeGreaterThan 1
+    }
+
     It 'stops promptly when the pipeline is stopped (Ctrl+C) and leaves the model usable' {
         $ps = [powershell]::Create()
         try {

@@ -14,7 +14,7 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(DetokenizationResult))]
 public sealed class ConvertFromGpuTokenCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">The tokenizer to use: a model handle from Import-GpuModel (its tokenizer), or the path of a model directory, a tokenizer.json file or a .gguf file. Tokenizers read from disk are cached by path and modification time. Text that names no file or folder but the name of a model loaded in this session (Get-GpuModel) stands for that loaded model.</para></summary>
+    /// <summary><para type="description">The tokenizer to use: a model handle from Import-GpuModel (its tokenizer), or the path of a model directory, a tokenizer.json file or a .gguf file (text, or a folder or file object from Get-Item or Get-ChildItem). Tokenizers read from disk are cached by path and modification time. Text that names no file or folder but the name of a model loaded in this session (Get-GpuModel) stands for that loaded model.</para></summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Path", "ModelPath")]
     [ValidateNotNull]

@@ -13,7 +13,7 @@ namespace GpuOps.PowerShell.Cmdlets;
 [OutputType(typeof(GpuPerplexityResult))]
 public sealed class MeasureGpuPerplexityCommand : GpuOpsCmdlet
 {
-    /// <summary><para type="description">A model handle from Import-GpuModel (handles piped in bind here), or the path of a model directory or .gguf file, which is loaded on the CPU for this command and freed after it. Text that names no file or folder but the name of a model loaded in this session (Get-GpuModel) stands for that loaded model.</para></summary>
+    /// <summary><para type="description">A model handle from Import-GpuModel (handles piped in bind here), or the path of a model directory or .gguf file (text, or a folder or file object from Get-Item or Get-ChildItem), which is loaded on the CPU for this command and freed after it. Text that names no file or folder but the name of a model loaded in this session (Get-GpuModel) stands for that loaded model.</para></summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     [ValidateNotNull]
     [ModelTransformation]
