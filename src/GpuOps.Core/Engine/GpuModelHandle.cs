@@ -86,6 +86,13 @@ public sealed class GpuModelHandle : IDisposable
     /// <summary>Bytes the weights take in memory.</summary>
     public long WeightBytes { get; }
 
+    /// <summary>
+    /// Bytes the loaded model holds now beside its weights (read live; 0 once removed): activation workspaces and, on
+    /// CUDA, the batch-1 decode kernel's per-block copy of W_down, made by the first decode that uses it (for a
+    /// Llama-3-8B shape 3.5 GiB; where memory is short it is not made and decode reads W_down in place).
+    /// </summary>
+    public long WorkspaceBytes => _engine?.WorkspaceBytes ?? 0;
+
     public DateTimeOffset LoadedAt { get; }
 
     /// <summary>False once Remove-GpuModel has freed it.</summary>

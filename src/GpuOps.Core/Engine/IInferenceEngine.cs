@@ -42,6 +42,12 @@ public interface IInferenceEngine : IDisposable
     long WeightBytes { get; }
 
     /// <summary>
+    /// Bytes the engine holds now beside its weights and the KV caches: activation workspaces and, on CUDA, the
+    /// persistent decode kernel's per-block copy of W_down (made by the first batch-1 decode that uses it).
+    /// </summary>
+    long WorkspaceBytes => 0;
+
+    /// <summary>
     /// Bytes of weights one decode step reads (the numerator of the bandwidth bound): everything but the embedding
     /// table, plus one row of it.
     /// </summary>

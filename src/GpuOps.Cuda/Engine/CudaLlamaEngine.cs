@@ -110,6 +110,9 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// <summary>Bytes of the persistent kernel's per-block copy of W_down (0: none made, or not wanted).</summary>
     internal long DownBlockedBytes => _downBlocked == 0 ? 0 : (long)L * H * I * 2;
 
+    /// <summary>Device bytes held beside the weights: the prefill workspace and the persistent kernel's per-block copy of W_down (KV caches and their decode graphs are the caches').</summary>
+    public long WorkspaceBytes => (_scratch?.Bytes ?? 0) + DownBlockedBytes;
+
     /// <summary>Why the per-block copy of W_down was not made (not enough free memory), or null.</summary>
     internal string? DownBlockedNote => _downBlockedNote;
 
@@ -412,10 +415,14 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         public ulong Positions => Ints + (ulong)(2 * Tokens * 4);
         public ulong Counts => Ints + (ulong)(3 * Tokens * 4);
 
+        /// <summary>Device bytes this workspace holds.</summary>
+        public long Bytes { get; private set; }
+
         private ulong Alloc(long bytes)
         {
             var p = _ctx.Allocate(Math.Max(bytes, 256), "engine activations");
             _all.Add(p);
+            Bytes += Math.Max(bytes, 256);
             return p;
         }
 

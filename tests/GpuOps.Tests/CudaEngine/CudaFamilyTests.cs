@@ -159,6 +159,7 @@ public class CudaFamilyTests(ITestOutputHelper output)
                 Check($"decode, persistent kernel (flags {flags})", Decode(1), prompt);
                 Assert.True(e.PersistentSteps > before, "the persistent kernel ran");
                 if ((flags & 4096) != 0) Assert.Equal((long)c.NumLayers * c.HiddenSize * c.IntermediateSize * 2, e.DownBlockedBytes);
+                if ((flags & 4096) != 0) Assert.InRange(((IInferenceEngine)e).WorkspaceBytes, e.DownBlockedBytes, e.DownBlockedBytes + (1L << 30));
             }
 
             // another grid (CudaLlamaEngine.PersistentGrid): other fused-MLP slices and o-row splits
