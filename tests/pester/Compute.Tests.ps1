@@ -1,6 +1,12 @@
 #Requires -Version 7.4
 # Invoke-GpuBenchmark as a user sees it. GPU parts skip where no CUDA GPU is present.
 
+# (-Skip is evaluated during discovery, before BeforeAll runs: whether a GPU is present is found out here)
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot '..' '..' 'GpuOps.psd1') -Force
+    $script:HasGpu = (Get-GpuOpsInfo).GpuCount -gt 0
+}
+
 BeforeAll {
     $script:RepoRoot = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
     Import-Module (Join-Path $RepoRoot 'GpuOps.psd1') -Force
