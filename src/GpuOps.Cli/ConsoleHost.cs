@@ -43,9 +43,26 @@ public sealed class ConsoleHost : IOperationHost
     public int ErrorCount { get; private set; }
     public CancellationToken CancellationToken { get; }
 
+    /// <summary>Standard output was closed by its reader (a broken pipe): nothing more can be written.</summary>
+    public bool OutputClosed { get; private set; }
+
     public void WriteObject(object item)
     {
         ClearProgress();
+        try
+        {
+            Write(item);
+        }
+        catch (IOException ex)
+        {
+            // the reader went away (`gpuops telemetry --interval 1 | head -1`): stop, as a program killed by SIGPIPE
+            OutputClosed = true;
+            throw new OperationCanceledException("standard output was closed", ex, CancellationToken.None);
+        }
+    }
+
+    private void Write(object item)
+    {
         if (Json)
         {
             _out.WriteLine(JsonSerializer.Serialize(item, item.GetType(), JsonOptions));
@@ -139,8 +156,22 @@ public sealed class ConsoleHost : IOperationHost
     public void Flush()
     {
         ClearProgress();
-        _out.Flush();
-        _err.Flush();
+        try
+        {
+            _out.Flush();
+        }
+        catch (IOException)
+        {
+            OutputClosed = true;
+        }
+
+        try
+        {
+            _err.Flush();
+        }
+        catch (IOException)
+        {
+        }
     }
 
     private void ClearProgress()

@@ -26,6 +26,9 @@ public sealed class CliContext
     public TextWriter Stdout { get; }
     public TextWriter Stderr { get; }
 
+    /// <summary>Cancelled by the first Ctrl+C / SIGTERM (GpuOpsCli.Run with handleSignals): every operation's token.</summary>
+    public CancellationToken Interrupt { get; init; }
+
     /// <summary>--json: one JSON object per result line.</summary>
     public Option<bool> Json { get; } = new("--json") { Description = "Print one JSON object per result line.", Recursive = true };
 
@@ -48,7 +51,9 @@ public sealed class CliContext
     /// <summary>Run a body with a console host (for verbs that run several operations); returns the exit code.</summary>
     public int Run(ParseResult parse, Action<IOperationHost> body, CancellationToken cancellationToken)
     {
-        var host = new ConsoleHost(Stdout, Stderr, cancellationToken)
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Interrupt);
+        var token = linked.Token;
+        var host = new ConsoleHost(Stdout, Stderr, token)
         {
             Json = parse.GetValue(Json),
             WhatIf = parse.GetValue(WhatIf),
@@ -60,7 +65,11 @@ public sealed class CliContext
         {
             body(host);
             host.Flush();
-            return host.ErrorCount > 0 ? 1 : 0;
+            return host.OutputClosed ? 141 : host.ErrorCount > 0 ? 1 : 0;
+        }
+        catch (Exception ex) when (host.OutputClosed && ex is OperationCanceledException or GpuOpsException or IOException)
+        {
+            return 141;
         }
         catch (GpuOpsException ex)
         {
@@ -68,11 +77,23 @@ public sealed class CliContext
             Stderr.WriteLine($"gpuops: {ex.Message}" + (ex.RecommendedAction is { Length: > 0 } a ? $" {a}" : string.Empty));
             return 1;
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
-            host.Flush();
+            TryFlush(host);
+            if (host.OutputClosed) return 141;
             Stderr.WriteLine("gpuops: cancelled.");
             return 130;
+        }
+    }
+
+    private static void TryFlush(ConsoleHost host)
+    {
+        try
+        {
+            host.Flush();
+        }
+        catch (IOException)
+        {
         }
     }
 }
@@ -132,12 +153,55 @@ public static class GpuOpsCli
         return $"'{m.Groups["v"].Value}' is not a valid value for {m.Groups["o"].Value}: it takes {kind}.";
     }
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>
+    /// Parses and runs one command line. With <paramref name="handleSignals"/> (the gpuops process, not tests that run
+    /// it in theirs) the first Ctrl+C or SIGTERM cancels the running operation, whose clean-up then runs (the power limit
+    /// before a sweep put back, a child process killed, a stream's statistics printed) before exit code 130; a second
+    /// one ends the process at once.
+    /// </summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool handleSignals = false)
     {
-        var context = new CliContext(stdout, stderr);
+        using var interrupt = new CancellationTokenSource();
+        var registrations = new List<System.Runtime.InteropServices.PosixSignalRegistration>();
+        if (handleSignals)
+        {
+            int signals = 0;
+            void OnSignal(System.Runtime.InteropServices.PosixSignalContext c)
+            {
+                if (Interlocked.Increment(ref signals) > 1) return;   // (the second: the default, the process ends)
+                c.Cancel = true;
+                try
+                {
+                    stderr.WriteLine($"gpuops: {c.Signal}: stopping (again to end at once)");
+                }
+                catch (IOException)
+                {
+                }
+
+                interrupt.Cancel();
+            }
+
+            registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal));
+            registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal));
+        }
+
+        try
+        {
+            return Run(args, stdout, stderr, interrupt.Token);
+        }
+        finally
+        {
+            foreach (var r in registrations) r.Dispose();
+        }
+    }
+
+    private static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken interrupt)
+    {
+        var context = new CliContext(stdout, stderr) { Interrupt = interrupt };
         var root = BuildRoot(context);
         var parse = root.Parse(args);
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
+        // (signals are ours: System.CommandLine's own handler would end the process before the clean-up)
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false };
         // A malformed command line: one line saying what is wrong and where the options are listed (not the whole help
         // and .NET type names). No command at all still shows the help.
         if (parse.Errors.Count > 0 && args.Length > 0)
@@ -158,6 +222,13 @@ public static class GpuOpsCli
         {
             stderr.WriteLine($"gpuops: {ex.Message}");
             return 1;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // a defect, not a usage error: one line (the whole trace with GPUOPS_TRACE=1), exit code 70 (EX_SOFTWARE)
+            stderr.WriteLine($"gpuops: internal error: {ex.GetType().Name}: {ex.Message} (please report it; GPUOPS_TRACE=1 prints the stack)");
+            if (Environment.GetEnvironmentVariable("GPUOPS_TRACE") == "1") stderr.WriteLine(ex);
+            return 70;
         }
     }
 }

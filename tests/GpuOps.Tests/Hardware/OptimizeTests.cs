@@ -383,6 +383,49 @@ public class OptimizeTests
         Assert.Contains("\"powerLimitWatts\":625", stdout);
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+
+    /// <summary>Ctrl+C (SIGINT) or SIGTERM mid-sweep: the sweep's finally runs, the original limit is back, exit code 130.</summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(15)]
+    public void A_signal_mid_sweep_restores_the_original_limit_and_exits_130(int signal)
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("POSIX signals: Linux");
+        using var fake = new FakeNvml("gpu0.limit_mw=625000");
+        var cli = CliDll();
+        using var sweep = StartCli(fake, cli, "power", "optimize", "--yes", "-q", "--index", "0", "--step", "100", "--warmup", "0", "--runs", "1", "--", "sleep", "0.4");
+        var stderr = sweep.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var stdout = sweep.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var deadline = Stopwatch.StartNew();
+        while (fake.LimitMilliwatts(0) == 625000u && !sweep.HasExited && deadline.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(20);
+        Assert.False(sweep.HasExited, "the sweep ended before the signal");
+        Assert.NotEqual(625000u, fake.LimitMilliwatts(0));
+        Assert.Equal(0, kill(sweep.Id, signal));
+        Assert.True(sweep.WaitForExit(30000), "the sweep stopped");
+        Assert.Equal(130, sweep.ExitCode);
+        Assert.Equal(625000u, fake.LimitMilliwatts(0));
+        Assert.Null(PowerLimitJournal.Read(Uuid0));
+        Assert.Contains("cancelled", stderr.Result);
+        _ = stdout.Result;
+    }
+
+    /// <summary>`gpuops telemetry --interval ... | head -1`: when the reader closes the pipe, the stream stops (exit 141).</summary>
+    [Fact]
+    public void A_stream_stops_when_its_reader_closes_the_pipe()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("pipes: Linux");
+        using var fake = new FakeNvml();
+        var cli = CliDll();
+        using var stream = StartCli(fake, cli, "telemetry", "--interval", "0.05", "--json", "-q");
+        var first = stream.StandardOutput.ReadLine();
+        Assert.StartsWith("{", first);
+        stream.StandardOutput.Close();
+        Assert.True(stream.WaitForExit(20000), "the stream stopped after its reader went away");
+        Assert.Equal(141, stream.ExitCode);
+    }
+
     internal static string CliDll()
     {
         // tests/GpuOps.Tests/bin/<Config>/net8.0/ → src/GpuOps.Cli/bin/<Config>/net8.0/gpuops.dll
