@@ -82,7 +82,10 @@ public sealed class SetPowerLimitOperation : IOperation
         foreach (var d in devices)
         {
             var (min, max) = PowerLimitReader.Constraints(d);
-            uint current = d.PowerLimitMilliwatts() ?? 0;
+            // (a limit that cannot be read cannot be journaled, so it could never be put back: refuse before changing anything)
+            uint current = d.PowerLimitMilliwatts() ?? throw new GpuOpsException("NotSupported", ErrorCategory.NotImplemented,
+                $"GPU {d.Index} ({d.Name}) does not report its current power limit, so GpuOps cannot journal it to put it back later: nothing was changed.",
+                d.Index, null, "Set it with nvidia-smi -pl if you must; GpuOps changes only limits it can restore.");
             double targetMw;
             if (Watts is { } w)
             {

@@ -36,6 +36,19 @@ public class PowerLimitTests
     }
 
     [Fact]
+    public void Set_refuses_a_gpu_whose_current_limit_cannot_be_read_before_changing_any()
+    {
+        using var fake = new FakeNvml("gpu1.limit_mw=unsupported");
+        var ex = Assert.Throws<GpuOpsException>(() => new SetPowerLimitOperation { Index = [0, 1], Watts = 500 }.Execute(new RecordingHost()));
+        Assert.Equal("NotSupported", ex.ErrorId);
+        Assert.Contains("current power limit", ex.Message);
+        Assert.Null(fake.Get("calls.set"));
+        Assert.Equal(700000u, fake.LimitMilliwatts(0));
+        Assert.Null(PowerLimitJournal.Read(Uuid0));
+        Assert.Null(PowerLimitJournal.Read("GPU-fa4e0000-0000-4000-8000-000000000001"));
+    }
+
+    [Fact]
     public void A_refused_set_takes_back_its_journal_entry_and_the_next_gpu_is_still_set()
     {
         using var fake = new FakeNvml("gpu0.set=no_permission");
