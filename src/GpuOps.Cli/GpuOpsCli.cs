@@ -140,9 +140,14 @@ public static class GpuOpsCli
     /// <summary>System.CommandLine's parse messages without .NET type names ("as expected type 'System.Nullable`1[System.Double]'" -> "a number").</summary>
     internal static string Friendly(string message)
     {
-        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(?<v>.*)' for (?:option|argument) '(?<o>[^']*)' as expected type '(?<t>[^']*)'\.?$");
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(?<v>.*)' for (?:option|argument) '(?<o>[^']*)' as expected type '(?<t>[^']*)'\.?(?<rest>.*)$",
+            System.Text.RegularExpressions.RegexOptions.Singleline);
         if (!m.Success) return message;
         string t = m.Groups["t"].Value;
+        // an enum: "Did you mean one of the following?" and the names, one a line
+        var rest = m.Groups["rest"].Value.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (rest.Length > 1 && rest[0].StartsWith("Did you mean", StringComparison.Ordinal))
+            return $"'{m.Groups["v"].Value}' is not a valid value for {m.Groups["o"].Value}: it takes {string.Join(", ", rest[1..^1])}{(rest.Length > 2 ? " or " : "")}{rest[^1]}.";
         string kind = t switch
         {
             _ when t.Contains("System.Double") || t.Contains("System.Single") || t.Contains("System.Decimal") => "a number",

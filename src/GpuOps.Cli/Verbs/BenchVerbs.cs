@@ -36,8 +36,8 @@ public sealed class BenchVerbs : ICliVerbProvider
             }
             catch (ArgumentException)
             {
-                context.Stderr.WriteLine($"gpuops bench: unknown suite in '{string.Join(' ', names)}' (use {string.Join(", ", Enum.GetNames<BenchmarkSuite>())} or All)");
-                return Task.FromResult(2);
+                context.Stderr.WriteLine($"gpuops: unknown suite in '{string.Join(' ', names)}' (use {string.Join(", ", Enum.GetNames<BenchmarkSuite>())} or All)");
+                return Task.FromResult(1);
             }
 
             var op = new InvokeBenchmarkOperation

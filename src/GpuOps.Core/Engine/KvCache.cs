@@ -19,6 +19,13 @@ public sealed class KvCache : IKvCache
         long bytes = 2L * layers * slots * maxContext * kvDim * sizeof(float);
         if ((long)maxContext * kvDim > Array.MaxLength)
             throw new GpuOpsException("KvCacheTooLarge", ErrorCategory.LimitsExceeded, $"A KV cache of {maxContext} positions is too large for one slot.", maxContext);
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && bytes > available)
+        {
+            throw new GpuOpsException("KvCacheTooLarge", ErrorCategory.LimitsExceeded,
+                $"A KV cache of {slots} x {maxContext} positions needs {bytes / (double)(1L << 30):0.##} GiB; this process can use {available / (double)(1L << 30):0.##} GiB.",
+                maxContext, null, "Give a smaller MaxContext (gpuops: --max-context) or fewer prompts at once.");
+        }
         Layers = layers;
         Slots = slots;
         MaxContext = maxContext;

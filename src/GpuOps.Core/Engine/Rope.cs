@@ -91,6 +91,8 @@ public sealed class Rope
             if (count <= _positions) return;
             int n = Math.Max(count, Math.Min(Math.Max(_positions * 2, 256), 1 << 20));
             int half = HeadDim / 2;
+            if ((long)n * half > Array.MaxLength)
+                throw new GpuOpsException("ContextTooLarge", ErrorCategory.LimitsExceeded, $"A context of {count} positions is too large for the RoPE table.", count);
             var cos = new float[(long)n * half];
             var sin = new float[(long)n * half];
             for (int p = 0; p < n; p++)

@@ -46,6 +46,9 @@ public sealed record GenerationTimings(
 /// </summary>
 public static class TextGenerator
 {
+    /// <summary>The largest -MaxContext taken (16M positions; far past any model's trained context).</summary>
+    public const int MaxContextLimit = 1 << 24;
+
     public static IReadOnlyList<SequenceOutput> Generate(
         IInferenceEngine engine,
         ITokenizer? tokenizer,
@@ -68,6 +71,8 @@ public static class TextGenerator
 
         int longest = prompts.Max(p => p.Length);
         int maxPos = Math.Max(engine.Config.MaxPositionEmbeddings, 1);
+        if (options.MaxContext is { } mc && (mc < 1 || mc > MaxContextLimit))
+            throw GpuOpsException.InvalidArgument("InvalidMaxContext", $"The context must be between 1 and {MaxContextLimit} positions (got {mc}).", mc);
         int maxContext = options.MaxContext ?? Math.Min(longest + Math.Max(options.MaxNewTokens, 1), Math.Max(maxPos, longest + 1));
         if (longest > maxContext)
             throw new GpuOpsException("PromptTooLong", ErrorCategory.LimitsExceeded,

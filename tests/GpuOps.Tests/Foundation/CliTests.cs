@@ -55,6 +55,8 @@ public class CliTests
     [InlineData(new[] { "power", "set", "--watts", "abc" }, "'abc' is not a valid value for --watts: it takes a number.", "gpuops power set --help")]
     [InlineData(new[] { "telemetry", "--interval", "00:00:00.1" }, "'00:00:00.1' is not a valid value for --interval: it takes a number.", "gpuops telemetry --help")]
     [InlineData(new[] { "generate", "x", "--max-tokens", "many" }, "'many' is not a valid value for --max-tokens: it takes a whole number.", "gpuops generate --help")]
+    [InlineData(new[] { "telemetry", "export", "--format", "csv", "--path", "x" }, "'csv' is not a valid value for --format: it takes Prometheus or Sqlite.", "gpuops telemetry export --help")]
+    [InlineData(new[] { "power", "optimize", "--objective", "Bogus" }, "'Bogus' is not a valid value for --objective: it takes Cost, MaxSlowdown, MinEnergy or MinEnergyDelay.", "gpuops power optimize --help")]
     public void A_malformed_value_is_one_line_without_type_names_or_the_whole_help(string[] args, string message, string where)
     {
         var (code, stdout, err) = Gpuops(args);
