@@ -25,6 +25,7 @@ public sealed class MeasureEnergyOperation : IOperation
             throw GpuOpsException.InvalidArgument("InvalidInterval", $"The sampling interval must be at least 1 ms (got {SampleInterval.TotalMilliseconds} ms).", SampleInterval);
         var devices = NvmlDevice.Select(Index, Uuid);
         IReadOnlyList<EnergyReading> readings;
+        Dictionary<string, (int GpuIndex, string Uuid, GpuOpsException Error, double LastGoodSeconds)> failed;
         using (var window = EnergyWindow.Start(devices, SampleInterval))
         {
             try
@@ -38,10 +39,27 @@ public sealed class MeasureEnergyOperation : IOperation
             }
 
             readings = window.Stop();
+            failed = window.Failed.ToDictionary(f => f.Uuid);
         }
 
         foreach (var r in readings)
         {
+            if (failed.TryGetValue(r.Uuid, out var f))
+            {
+                // a part of the window is not a measurement of the work: an error for this GPU, not a reading
+                host.WriteError(OperationError.From(new GpuOpsException(f.Error.ErrorId, f.Error.Category,
+                    $"GPU {r.GpuIndex} ({r.Uuid}) failed {f.LastGoodSeconds:0.###} s into the window ({f.Error.Message.TrimEnd('.')}); its energy until then was {r.Joules:0.###} J, not a measurement of the whole work.",
+                    r.GpuIndex, f.Error)));
+                continue;
+            }
+
+            if (!double.IsFinite(r.Joules))
+            {
+                host.WriteError(OperationError.From(new GpuOpsException("NotSupported", ErrorCategory.NotImplemented,
+                    $"GPU {r.GpuIndex} ({r.Uuid}) reports neither an energy counter nor its power draw: its energy cannot be measured.", r.GpuIndex)));
+                continue;
+            }
+
             if (r.Method == "sampled") host.WriteVerbose($"GPU {r.GpuIndex} has no energy counter: energy integrated from power sampled every {SampleInterval.TotalMilliseconds:0.#} ms.");
             host.WriteObject(r);
         }

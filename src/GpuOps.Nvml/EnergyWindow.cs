@@ -81,6 +81,19 @@ public sealed class EnergyWindow : IDisposable
         }
     }
 
+    /// <summary>
+    /// The GPUs that failed during the window (lost, or NVML refused a read), each with the error and the seconds
+    /// into the window of its last good reading: their readings cover only the time before.
+    /// </summary>
+    public IReadOnlyList<(int GpuIndex, string Uuid, GpuOpsException Error, double LastGoodSeconds)> Failed
+    {
+        get
+        {
+            Stop();
+            return _gpus.Where(g => g.Failure is not null).Select(g => (g.Index, g.Uuid, g.Failure!, g.LastGoodSeconds)).ToList();
+        }
+    }
+
     public void Dispose()
     {
         Stop();
@@ -118,14 +131,23 @@ public sealed class EnergyWindow : IDisposable
         private double _lastCounterT = double.NaN;
         private double _firstPowerT = double.NaN;
         private bool _lost;
+        private double _lastGoodT;
 
         public GpuState(NvmlDevice device)
         {
             _device = device;
             Uuid = device.Uuid;
+            Index = device.Index;
         }
 
         public string Uuid { get; }
+
+        public int Index { get; }
+
+        /// <summary>Why sampling stopped before the window ended (null: it did not).</summary>
+        public GpuOpsException? Failure { get; private set; }
+
+        public double LastGoodSeconds => _lastGoodT;
 
         /// <summary>
         /// Read the counter and the power. Each value is stamped with the midpoint of the clock readings taken just
@@ -169,11 +191,14 @@ public sealed class EnergyWindow : IDisposable
                         _lastT = t;
                         _peakW = double.IsNaN(_peakW) ? w : Math.Max(_peakW, w);
                     }
+
+                    _lastGoodT = t;
                 }
-                catch (GpuOpsException)
+                catch (GpuOpsException ex)
                 {
-                    // The GPU is lost (or NVML failed): keep what was measured until now.
+                    // The GPU is lost (or NVML failed): keep what was measured until now, and say so (Failed).
                     _lost = true;
+                    Failure = ex;
                 }
             }
         }

@@ -81,6 +81,29 @@ public class EnergyTests
     }
 
     [Fact]
+    public void Measure_reports_a_gpu_lost_mid_window_as_an_error_not_a_reading()
+    {
+        using var fake = new FakeNvml("gpu1.power_base_mw=200000");
+        fake.Set($"gpu1.lost_s={fake.SinceT0() + 0.2:F3}");
+        var host = new RecordingHost();
+        new MeasureEnergyOperation { Workload = _ => Thread.Sleep(500) }.Execute(host);
+        Assert.Equal(0, Assert.Single(host.ObjectsOf<EnergyReading>()).GpuIndex);
+        var e = Assert.Single(host.Errors);
+        Assert.Contains("GPU 1", e.Message);
+        Assert.Contains("into the window", e.Message);
+    }
+
+    [Fact]
+    public void Measure_reports_a_gpu_without_counter_or_power_as_an_error_not_NaN()
+    {
+        using var fake = new FakeNvml("gpu1.energy=unsupported", "gpu1.power_usage=unsupported", "gpu1.fields=unsupported");
+        var host = new RecordingHost();
+        new MeasureEnergyOperation { Workload = _ => Thread.Sleep(100) }.Execute(host);
+        Assert.Equal(0, Assert.Single(host.ObjectsOf<EnergyReading>()).GpuIndex);
+        Assert.Equal("NotSupported", Assert.Single(host.Errors).ErrorId);
+    }
+
+    [Fact]
     public void An_unknown_gpu_index_is_an_error_not_a_silent_empty_window()
     {
         using var fake = new FakeNvml();
