@@ -17,8 +17,8 @@ public sealed class ConsoleHost : IOperationHost
     public static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter() },
+        // (a value that is not a number, NaN or infinite, is written as null: JSON readers expect a number or null)
+        Converters = { new JsonStringEnumConverter(), new FiniteDoubleConverter(), new FiniteSingleConverter() },
         WriteIndented = false,
     };
 
@@ -186,7 +186,8 @@ public sealed class ConsoleHost : IOperationHost
         if (_tableType != item.GetType())
         {
             _tableType = item.GetType();
-            _columns = props.Select(p => (p.Name, (Func<object, object?>)p.GetValue, Math.Min(40, Math.Max(p.Name.Length, Format(p.GetValue(item)).Length)))).ToList();
+            _columns = props.Select(p => (p.Name, (Func<object, object?>)p.GetValue,
+                Math.Min(40, Math.Max(Math.Max(p.Name.Length, IsNumber(p.PropertyType) ? 8 : 0), Format(p.GetValue(item)).Length)))).ToList();
             if (_columns.Count == 0) return;
             _out.WriteLine();
             _out.WriteLine(string.Join("  ", _columns.Select(c => c.Name.PadRight(c.Width))).TrimEnd());
@@ -195,7 +196,10 @@ public sealed class ConsoleHost : IOperationHost
 
         var cells = _columns!.Select(c =>
         {
-            var v = Format(c.Get(item));
+            var raw = c.Get(item);
+            var v = Format(raw);
+            // (a number is never cut: a longer one pushes the rest of its row right; text is cut with an ellipsis)
+            if (v.Length > c.Width && raw is not null && IsNumber(raw.GetType())) return v;
             return v.Length > c.Width ? v[..(c.Width - 1)] + "…" : v.PadRight(c.Width);
         });
         _out.WriteLine(string.Join("  ", cells).TrimEnd());
@@ -237,11 +241,43 @@ public sealed class ConsoleHost : IOperationHost
             .Where(p => p.GetIndexParameters().Length == 0 && IsScalar(p.PropertyType))
             .ToList();
 
+    private static bool IsNumber(Type t)
+    {
+        t = Nullable.GetUnderlyingType(t) ?? t;
+        return t.IsPrimitive && t != typeof(bool) && t != typeof(char) || t == typeof(decimal);
+    }
+
     private static bool IsScalar(Type t)
     {
         t = Nullable.GetUnderlyingType(t) ?? t;
         return t.IsPrimitive || t.IsEnum || t == typeof(string) || t == typeof(decimal) || t == typeof(DateTime) ||
                t == typeof(DateTimeOffset) || t == typeof(TimeSpan) || t == typeof(Guid);
+    }
+
+    private sealed class FiniteDoubleConverter : JsonConverter<double>
+    {
+        public override bool HandleNull => false;
+
+        public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            reader.TokenType == JsonTokenType.Null ? double.NaN : reader.GetDouble();
+
+        public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options)
+        {
+            if (double.IsFinite(value)) writer.WriteNumberValue(value);
+            else writer.WriteNullValue();
+        }
+    }
+
+    private sealed class FiniteSingleConverter : JsonConverter<float>
+    {
+        public override float Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            reader.TokenType == JsonTokenType.Null ? float.NaN : reader.GetSingle();
+
+        public override void Write(Utf8JsonWriter writer, float value, JsonSerializerOptions options)
+        {
+            if (float.IsFinite(value)) writer.WriteNumberValue(value);
+            else writer.WriteNullValue();
+        }
     }
 
     internal static string Format(object? v) => v switch

@@ -133,7 +133,7 @@ public sealed class HardwareVerbs : ICliVerbProvider
 
     private static Command Energy(CliContext context)
     {
-        var cmd = new Command("energy", "Run a command and report the energy each GPU used meanwhile (J), the time, average and peak power: gpuops energy -- <command> [args].");
+        var cmd = new Command("energy", "Run a command and report the energy each GPU used meanwhile (J), the time, average and peak power: gpuops energy -- <command> [args]. A command that fails gives its own exit code.");
         var index = IndexOption();
         var uuid = UuidOption();
         var interval = new Option<double?>("--sample-interval") { Description = "Seconds between power samples (default 0.02)." };
@@ -154,14 +154,17 @@ public sealed class HardwareVerbs : ICliVerbProvider
                 Workload = token => exit = ChildProcess.Run(argv, json ? context.Stderr : context.Stdout, token, out _),
             };
             if (Seconds(p.GetValue(interval)) is { } si) op.SampleInterval = si;
-            return Task.FromResult(context.Run(p, host =>
+            int code = context.Run(p, host =>
             {
+                ChildProcess.EnsureRunnable(argv);   // (before the window: a command that cannot start measured nothing)
                 op.Execute(host);
                 if (exit != 0)
                 {
                     host.WriteError(new OperationError("CommandFailed", ErrorCategory.InvalidResult, $"'{string.Join(' ', argv)}' exited with code {exit}.", argv[0]));
                 }
-            }, ct));
+            }, ct);
+            // (as time(1): the command's own failure code, where it failed and nothing else went wrong)
+            return Task.FromResult(code == 1 && exit is > 0 and < 126 ? exit : code);
         });
         return cmd;
     }
@@ -291,6 +294,28 @@ public sealed class HardwareVerbs : ICliVerbProvider
 /// <summary>Runs a child process for the energy and optimize verbs; its output goes to the given writer.</summary>
 internal static class ChildProcess
 {
+    /// <summary>CommandNotFound unless argv[0] names an executable file (a path, or a name found on PATH).</summary>
+    public static void EnsureRunnable(string[] argv)
+    {
+        if (argv.Length == 0 || string.IsNullOrWhiteSpace(argv[0]))
+            throw GpuOpsException.InvalidArgument("CommandRequired", "Give the command to run after -- (e.g. gpuops energy -- python3 train.py).");
+        string name = argv[0];
+        bool found;
+        if (name.Contains('/') || name.Contains(Path.DirectorySeparatorChar))
+        {
+            found = File.Exists(name);
+        }
+        else
+        {
+            var exts = OperatingSystem.IsWindows() ? (Environment.GetEnvironmentVariable("PATHEXT") ?? ".EXE").Split(';').Prepend("") : [""];
+            found = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+                .Any(dir => exts.Any(e => File.Exists(Path.Combine(dir, name + e))));
+        }
+
+        if (!found)
+            throw new GpuOpsException("CommandNotFound", ErrorCategory.ObjectNotFound, $"Cannot run '{name}': no such file{(name.Contains('/') ? "" : " on PATH")}.", name);
+    }
+
     public static int Run(string[] argv, TextWriter output, CancellationToken token, out string? lastLine)
     {
         var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardOutput = true };

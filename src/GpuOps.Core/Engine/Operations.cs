@@ -283,6 +283,7 @@ public sealed class MeasureGpuPerplexityOperation : IOperation
         string file = System.IO.Path.GetFullPath(Path);
         if (!File.Exists(file)) throw new GpuOpsException("TextFileNotFound", ErrorCategory.ObjectNotFound, $"{file}: no such file.", file);
         if (Context < 2) throw GpuOpsException.InvalidArgument("InvalidContext", $"Context must be at least 2 tokens, got {Context}.", Context);
+        if (MaxWindows is < 1) throw GpuOpsException.InvalidArgument("InvalidMaxWindows", $"The number of windows to score must be at least 1 (got {MaxWindows}); leave it out to score them all.", MaxWindows);
         var (handle, owned) = ModelUse.Resolve(Model, ModelPath, Device, host);
         try
         {

@@ -71,7 +71,7 @@ public class CliTests
     [Fact]
     public void Json_serialisation_survives_NaN_and_enums()
     {
-        var s = JsonSerializer.Serialize(new { V = double.NaN, C = GpuOps.Core.Hosting.ErrorCategory.DeviceError }, ConsoleHost.JsonOptions);
-        Assert.Equal("{\"v\":\"NaN\",\"c\":\"DeviceError\"}", s);
+        var s = JsonSerializer.Serialize(new { V = double.NaN, W = (double?)double.PositiveInfinity, X = 1.5, N = (double?)null, F = float.NaN, C = GpuOps.Core.Hosting.ErrorCategory.DeviceError }, ConsoleHost.JsonOptions);
+        Assert.Equal("{\"v\":null,\"w\":null,\"x\":1.5,\"n\":null,\"f\":null,\"c\":\"DeviceError\"}", s);
     }
 }
