@@ -143,7 +143,9 @@ public sealed class ConsoleHost : IOperationHost
 
         _err.Write($"Confirm: {action} on {target}? [y/N] ");
         var answer = Console.ReadLine();
-        return answer is not null && answer.Trim().StartsWith("y", StringComparison.OrdinalIgnoreCase);
+        bool yes = answer is not null && answer.Trim().StartsWith("y", StringComparison.OrdinalIgnoreCase);
+        if (!yes) _err.WriteLine($"Skipped: {action} on {target}.");
+        return yes;
     }
 
     public void WriteError(OperationError error)

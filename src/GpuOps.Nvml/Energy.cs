@@ -24,6 +24,7 @@ public sealed class MeasureEnergyOperation : IOperation
         if (SampleInterval < TimeSpan.FromMilliseconds(1))
             throw GpuOpsException.InvalidArgument("InvalidInterval", $"The sampling interval must be at least 1 ms (got {SampleInterval.TotalMilliseconds} ms).", SampleInterval);
         var devices = NvmlDevice.Select(Index, Uuid);
+        if (devices.Count == 0) throw new GpuOpsException("NoGpu", ErrorCategory.ObjectNotFound, "NVML sees no GPUs: there is nothing to measure.", null);
         IReadOnlyList<EnergyReading> readings;
         Dictionary<string, (int GpuIndex, string Uuid, GpuOpsException Error, double LastGoodSeconds)> failed;
         using (var window = EnergyWindow.Start(devices, SampleInterval))

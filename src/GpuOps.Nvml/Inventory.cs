@@ -12,6 +12,7 @@ public sealed class GetGpuOperation : IOperation
     public void Execute(IOperationHost host)
     {
         var devices = NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e)));   // (a GPU that is not there: an error, the others listed)
+        NvmlDevice.WarnIfNone(host, devices, Index, Uuid);
         string? driver = NvmlDevice.DriverVersion();
         string? cuda = NvmlDevice.CudaDriverVersion();
         host.WriteVerbose($"NVML {GpuOps.Core.Native.NativeLibraries.LoadedPath(GpuOps.Core.Native.NativeLibraryKind.Nvml)}: driver {driver ?? "unknown"}, CUDA {cuda ?? "unknown"}; {devices.Count} GPU(s) selected.");
@@ -70,7 +71,9 @@ public sealed class GetGpuProcessOperation : IOperation
 
     public void Execute(IOperationHost host)
     {
-        foreach (var d in NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e))))
+        var devices = NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e)));
+        NvmlDevice.WarnIfNone(host, devices, Index, Uuid);
+        foreach (var d in devices)
         {
             host.CancellationToken.ThrowIfCancellationRequested();
             try

@@ -39,7 +39,9 @@ public sealed class GetPowerLimitOperation : IOperation
 
     public void Execute(IOperationHost host)
     {
-        foreach (var d in NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e))))
+        var devices = NvmlDevice.Select(Index, Uuid, e => host.WriteError(OperationError.From(e)));
+        NvmlDevice.WarnIfNone(host, devices, Index, Uuid);
+        foreach (var d in devices)
         {
             try
             {

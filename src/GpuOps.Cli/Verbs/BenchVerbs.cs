@@ -13,7 +13,7 @@ public sealed class BenchVerbs : ICliVerbProvider
             Description = "Suites: Memory, Gemm, Launch, Elementwise, Norm, Rope, Attention, Sampling, Transpose, Embedding, All (default Memory Gemm Launch).",
             AllowMultipleArgumentsPerToken = true,
         };
-        var device = new Option<int>("--device", "-d") { Description = "CUDA device ordinal." };
+        var device = new Option<int>("--device", "-d") { Description = "The GPU as a CUDA ordinal (0, 1, ...; default 0); --uuid names it as Get-Gpu / gpuops gpu list does." };
         var uuid = new Option<string?>("--uuid") { Description = "The GPU by UUID (as gpuops gpu list shows it), instead of --device." };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (median reported).", DefaultValueFactory = _ => 50 };
         var sizes = new Option<int[]>("--gemm-size") { Description = "GEMM sizes (M = N = K).", AllowMultipleArgumentsPerToken = true };

@@ -105,7 +105,7 @@ public sealed class EngineVerbs : ICliVerbProvider
         var lengths = new Option<int[]>("--prompt-lengths") { Description = "Prompt lengths for prefill.", DefaultValueFactory = _ => new[] { 32, 128, 512 }, AllowMultipleArgumentsPerToken = true };
         var batches = new Option<int[]>("--batch-sizes") { Description = "Batch sizes for decode.", DefaultValueFactory = _ => new[] { 1, 2, 4, 8 }, AllowMultipleArgumentsPerToken = true };
         var decode = new Option<int>("--decode-tokens") { Description = "Decode steps per batch size.", DefaultValueFactory = _ => 32 };
-        var copy = new Option<int>("--copy-mib") { Description = "MiB copied to measure memory bandwidth (0 = skip).", DefaultValueFactory = _ => 256 };
+        var copy = new Option<int>("--copy-mib") { Description = "MiB copied to measure memory bandwidth (0 = skip; at most 65536; default 256).", DefaultValueFactory = _ => 256 };
         var device = DeviceOption();
         var cmd = new Command("bench-inference", "Benchmark a model: prefill and decode tokens/s, with the memory-bandwidth bound beside each decode figure.")
         {

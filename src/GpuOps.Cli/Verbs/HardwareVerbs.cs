@@ -35,11 +35,13 @@ public sealed class HardwareVerbs : ICliVerbProvider
     private static string[]? Strings(ParseResult p, Option<string[]> o) => p.GetValue(o) is { Length: > 0 } v ? v : null;
 
     /// <summary>Seconds from the command line as a TimeSpan (non-finite values become zero, which operations refuse).</summary>
-    internal static TimeSpan? Seconds(double? v) => v is null ? null : double.IsFinite(v.Value) ? TimeSpan.FromSeconds(Math.Clamp(v.Value, -1e7, 1e7)) : TimeSpan.Zero;
+    internal static TimeSpan? Seconds(double? v) => v is null ? null : double.IsFinite(v.Value)
+        ? TimeSpan.FromSeconds(Math.Clamp(v.Value, -1e7, 1e7))
+        : throw GpuOpsException.InvalidArgument("InvalidInterval", $"'{v.Value}' is not a number of seconds.", v.Value);
 
     private static Command GpuList(CliContext context)
     {
-        var cmd = new Command("list", "One line per GPU: name, UUID, PCI bus, driver/CUDA, memory, power limits, clocks, temperature, modes.");
+        var cmd = new Command("list", "One entry per GPU (one JSON line with --json): name, UUID, PCI bus, driver/CUDA, memory, power limits, clocks, temperature, modes.");
         var index = IndexOption();
         var uuid = UuidOption();
         cmd.Options.Add(index);
@@ -66,7 +68,7 @@ public sealed class HardwareVerbs : ICliVerbProvider
             var o = new StreamOptions(
                 IndexOption(),
                 UuidOption(),
-                new Option<double?>("--interval") { Description = "Seconds between samples (e.g. 0.01 for 100 Hz); a stream until Ctrl+C unless --count/--duration." },
+                new Option<double?>("--interval") { Description = "Seconds between samples (e.g. 0.01 for 100 Hz; default 1, or 0.01 with --stats); a stream until Ctrl+C unless --count/--duration." },
                 new Option<int?>("--count", "-n") { Description = "Number of samples per GPU." },
                 new Option<double?>("--duration") { Description = "Seconds to sample." });
             cmd.Options.Add(o.Index);
@@ -91,7 +93,7 @@ public sealed class HardwareVerbs : ICliVerbProvider
     {
         var cmd = new Command("telemetry", "One sample per GPU, or a steady stream (--interval/--count/--duration): power (instant and averaged), energy, temperature, utilization, memory, clocks, clock event reasons.");
         var o = StreamOptions.AddTo(cmd);
-        var stats = new Option<bool>("--stats") { Description = "Print one summary instead of the samples: cost of one full sample (ms), CPU use (% of one core), cadence jitter." };
+        var stats = new Option<bool>("--stats") { Description = "Print one summary instead of the samples: cost of one full sample (ms), CPU use (% of one core), cadence jitter (alone: 100 samples at 100 Hz)." };
         cmd.Options.Add(stats);
         cmd.SetAction((p, ct) =>
         {
@@ -207,7 +209,7 @@ public sealed class HardwareVerbs : ICliVerbProvider
 
     private static Command PowerRestore(CliContext context)
     {
-        var cmd = new Command("restore", "Put back the original power limit recorded in the journal (all journaled GPUs by default), or the default with --default.");
+        var cmd = new Command("restore", "Put back the original power limit recorded in the journal (all journaled GPUs by default), or the default with --default. A change: needs --yes (or --what-if) where stdin is not a terminal.");
         var index = IndexOption();
         var uuid = UuidOption();
         var dflt = new Option<bool>("--default") { Description = "Set the default limit instead of the journaled original." };

@@ -214,6 +214,8 @@ public sealed class InvokeGpuInferenceOperation : IOperation
     public void Execute(IOperationHost host)
     {
         if (Prompts.Count == 0) throw GpuOpsException.InvalidArgument("NoPrompt", "Give at least one prompt.");
+        if (Temperature is { } t0 && !(double.IsFinite(t0) && t0 >= 0))
+            throw GpuOpsException.InvalidArgument("InvalidTemperature", $"Temperature must be 0 (greedy) or a positive number, got {t0}.", t0);
         var (handle, owned) = ModelUse.Resolve(Model, ModelPath, Device, host);
         try
         {
@@ -239,6 +241,9 @@ public sealed class InvokeGpuInferenceOperation : IOperation
             host.WriteVerbose($"Generating for {prompts.Count} prompt(s) ({string.Join(", ", prompts.Select(p => p.Length))} tokens) on {handle.Device}: " +
                               (sampling.Greedy ? "greedy" : $"temperature {sampling.Temperature}, top-k {sampling.TopK}, top-p {sampling.TopP}") +
                               $", repetition penalty {sampling.RepetitionPenalty}, seed {(Seed?.ToString() ?? "none")}.");
+            // (the prompt alone, or with every new token asked for where the context was given: where it will surely reach)
+            int reach = prompts.Max(p => p.Length) + (MaxContext is null ? 0 : MaxTokens);
+            ModelUse.WarnPastTrainedContext(host, handle, MaxContext is { } mc ? Math.Min(reach, mc) : reach, "The longest prompt" + (MaxContext is null ? "" : " with its new tokens"));
             var progress = new ProgressReporter(host, 62, "Generating");
             int produced = 0, budget = Math.Max(1, MaxTokens * prompts.Count);
             var outputs = TextGenerator.Generate(handle.Engine, handle.Tokenizer, prompts, options, out var timings, ev =>
@@ -323,10 +328,15 @@ public sealed class MeasureGpuInferenceOperation : IOperation
     /// <summary>Bytes of the buffer copied to measure memory bandwidth (0 = do not measure; the bound is then not given).</summary>
     public long CopyBytes { get; init; } = 256L << 20;
 
+    /// <summary>The largest bandwidth copy taken: 64 GiB (Measure-GpuInference -CopyMiB's range).</summary>
+    public const long MaxCopyBytes = 1L << 36;
+
     public void Execute(IOperationHost host)
     {
         if (PromptLengths.Any(l => l < 1) || BatchSizes.Any(b => b < 1) || DecodeTokens < 1)
             throw GpuOpsException.InvalidArgument("InvalidBenchmarkSize", "Prompt lengths, batch sizes and DecodeTokens must be positive.");
+        if (CopyBytes < 0 || CopyBytes > MaxCopyBytes)
+            throw GpuOpsException.InvalidArgument("InvalidCopySize", $"The bandwidth copy must be 0 (skip) to {MaxCopyBytes >> 20} MiB (got {CopyBytes >> 20} MiB).", CopyBytes);
         var (handle, owned) = ModelUse.Resolve(Model, ModelPath, Device, host);
         try
         {

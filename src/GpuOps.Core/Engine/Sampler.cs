@@ -14,7 +14,7 @@ public sealed record SamplingOptions(
 
     public void Validate()
     {
-        if (double.IsNaN(Temperature) || Temperature < 0) throw GpuOpsException.InvalidArgument("InvalidTemperature", $"Temperature must be 0 (greedy) or positive, got {Temperature}.", Temperature);
+        if (!double.IsFinite(Temperature) || Temperature < 0) throw GpuOpsException.InvalidArgument("InvalidTemperature", $"Temperature must be 0 (greedy) or positive, got {Temperature}.", Temperature);
         if (TopK < 0) throw GpuOpsException.InvalidArgument("InvalidTopK", $"TopK must be 0 (off) or positive, got {TopK}.", TopK);
         if (double.IsNaN(TopP) || TopP <= 0 || TopP > 1) throw GpuOpsException.InvalidArgument("InvalidTopP", $"TopP must be in (0, 1], got {TopP}.", TopP);
         if (double.IsNaN(RepetitionPenalty) || RepetitionPenalty <= 0) throw GpuOpsException.InvalidArgument("InvalidRepetitionPenalty", $"RepetitionPenalty must be positive, got {RepetitionPenalty}.", RepetitionPenalty);

@@ -82,6 +82,12 @@ internal sealed unsafe class NvmlDevice
     /// that names no GPU throws, or, with <paramref name="missing"/> (the read-only operations), is reported there and
     /// the GPUs that exist are still returned.
     /// </summary>
+    /// <summary>A warning where every GPU was asked for and NVML sees none (an empty list is otherwise silent).</summary>
+    public static void WarnIfNone(GpuOps.Core.Hosting.IOperationHost host, IReadOnlyList<NvmlDevice> devices, IReadOnlyList<int>? indices, IReadOnlyList<string>? uuids)
+    {
+        if (devices.Count == 0 && indices is null && uuids is null) host.WriteWarning("NVML sees no GPUs (the driver is loaded and reports 0 devices).");
+    }
+
     public static IReadOnlyList<NvmlDevice> Select(IReadOnlyList<int>? indices, IReadOnlyList<string>? uuids, Action<GpuOpsException>? missing = null)
     {
         bool any = indices is { Count: > 0 } || uuids is { Count: > 0 };
