@@ -40,6 +40,9 @@ public sealed class ConsoleHost : IOperationHost
     public bool AssumeYes { get; init; }
     public bool ShowVerbose { get; init; }
     public bool ShowProgress { get; init; } = true;
+
+    /// <summary>Rewrites a message for the command line (PowerShell parameter names to this command's options).</summary>
+    public Func<string, string> Words { get; init; } = s => s;
     public int ErrorCount { get; private set; }
     public CancellationToken CancellationToken { get; }
 
@@ -122,7 +125,7 @@ public sealed class ConsoleHost : IOperationHost
     public void WriteWarning(string message)
     {
         ClearProgress();
-        _err.WriteLine($"WARNING: {message}");
+        _err.WriteLine($"WARNING: {Words(message)}");
     }
 
     public bool ShouldProcess(string target, string action, ConfirmImpact impact = ConfirmImpact.Medium)
@@ -152,7 +155,7 @@ public sealed class ConsoleHost : IOperationHost
     {
         ClearProgress();
         ErrorCount++;
-        _err.WriteLine($"gpuops: {error.Message}" + (error.RecommendedAction is { Length: > 0 } a ? $" {a}" : string.Empty));
+        _err.WriteLine(Words($"gpuops: {error.Message}" + (error.RecommendedAction is { Length: > 0 } a ? $" {a}" : string.Empty)));
     }
 
     public void Flush()

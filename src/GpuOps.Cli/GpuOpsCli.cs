@@ -60,6 +60,7 @@ public sealed class CliContext
             AssumeYes = parse.GetValue(Yes),
             ShowVerbose = parse.GetValue(Verbose),
             ShowProgress = !parse.GetValue(Quiet),
+            Words = m => CliWords(m, parse.CommandResult.Command),
         };
         try
         {
@@ -74,7 +75,7 @@ public sealed class CliContext
         catch (GpuOpsException ex)
         {
             host.Flush();
-            Stderr.WriteLine($"gpuops: {ex.Message}" + (ex.RecommendedAction is { Length: > 0 } a ? $" {a}" : string.Empty));
+            Stderr.WriteLine(CliWords($"gpuops: {ex.Message}" + (ex.RecommendedAction is { Length: > 0 } a ? $" {a}" : string.Empty), parse.CommandResult.Command));
             return 1;
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -84,6 +85,28 @@ public sealed class CliContext
             Stderr.WriteLine("gpuops: cancelled.");
             return 130;
         }
+    }
+
+    // PowerShell names the operations' messages use, and the option a CLI command has for them under another name
+    private static readonly (string Ps, string Cli)[] OtherNames = [("Path", "--file"), ("Context", "--ctx"), ("ScriptBlock", "-- <command>"), ("MaxTokens", "--max-tokens")];
+
+    /// <summary>
+    /// The operations speak PowerShell ("-MaxTokens", "-Watts"); on the command line those words become the command's
+    /// own options ("--max-tokens", "--watts") where it has one, and stay as they are where it has none.
+    /// </summary>
+    internal static string CliWords(string message, Command command)
+    {
+        var options = command.Options.Select(o => o.Name).Concat(command.Options.SelectMany(o => o.Aliases))
+            .Where(n => n.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal);
+        return System.Text.RegularExpressions.Regex.Replace(message, @"(?<![\w-])-([A-Z][A-Za-z0-9]*)(?![\w-])", m =>
+        {
+            string ps = m.Groups[1].Value;
+            string kebab = "--" + System.Text.RegularExpressions.Regex.Replace(ps, "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
+            if (options.Contains(kebab)) return kebab;
+            foreach (var (p, c) in OtherNames)
+                if (p == ps && (options.Contains(c) || c.StartsWith("-- ", StringComparison.Ordinal) && command.Arguments.Any(x => x.Name == "command"))) return c;
+            return m.Value;
+        });
     }
 
     private static void TryFlush(ConsoleHost host)

@@ -60,7 +60,7 @@ public static class TextGenerator
     {
         options.Sampling.Validate();
         if (prompts.Count == 0) throw GpuOpsException.InvalidArgument("NoPrompt", "There is no prompt to generate from.");
-        if (options.MaxNewTokens < 0) throw GpuOpsException.InvalidArgument("InvalidMaxTokens", $"MaxTokens must be 0 or more, got {options.MaxNewTokens}.");
+        if (options.MaxNewTokens < 0) throw GpuOpsException.InvalidArgument("InvalidMaxTokens", $"-MaxTokens must be 0 or more, got {options.MaxNewTokens}.");
         if (options.StopStrings.Count > 0 && tokenizer is null)
             throw GpuOpsException.InvalidArgument("StopNeedsTokenizer", "Stop strings need a tokenizer to decode the text.");
         for (int i = 0; i < prompts.Count; i++)
@@ -76,7 +76,7 @@ public static class TextGenerator
         int maxContext = options.MaxContext ?? Math.Min(longest + Math.Max(options.MaxNewTokens, 1), Math.Max(maxPos, longest + 1));
         if (longest > maxContext)
             throw new GpuOpsException("PromptTooLong", ErrorCategory.LimitsExceeded,
-                $"A prompt has {longest} tokens but the context holds {maxContext}.", longest, recommendedAction: "Use a shorter prompt or a larger MaxContext.");
+                $"A prompt has {longest} tokens but the context holds {maxContext}.", longest, recommendedAction: "Use a shorter prompt or a larger -MaxContext.");
 
         var eos = options.IgnoreEos ? new HashSet<int>() : new HashSet<int>(options.EosTokenIds);
         using var cache = engine.CreateCache(prompts.Count, maxContext);

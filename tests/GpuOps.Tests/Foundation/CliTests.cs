@@ -69,6 +69,20 @@ public class CliTests
     }
 
     [Fact]
+    public void Messages_name_the_command_line_options_not_the_powershell_parameters()
+    {
+        var (code, _, err) = Gpuops("power", "set", "--watts", "300", "--percent", "50", "--yes");
+        Assert.Equal(1, code);
+        Assert.Contains("--watts or --percent", err);
+        Assert.DoesNotContain("-Watts", err);
+        var (code2, _, err2) = Gpuops("generate", Repo.PathOf("tests", "data", "fortune-llama"), "-p", "y", "--max-context", "0", "--device", "cpu", "-q");
+        Assert.Equal(1, code2);
+        Assert.Contains("between 1 and", err2);
+        var cmd = GpuOpsCli.BuildRoot(new CliContext(TextWriter.Null, TextWriter.Null)).Subcommands.Single(c => c.Name == "perplexity");
+        Assert.Equal("use --max-windows, not -Unknown or -ScriptBlock-like words", CliContext.CliWords("use -MaxWindows, not -Unknown or -ScriptBlock-like words", cmd));
+    }
+
+    [Fact]
     public void Json_serialisation_survives_NaN_and_enums()
     {
         var s = JsonSerializer.Serialize(new { V = double.NaN, W = (double?)double.PositiveInfinity, X = 1.5, N = (double?)null, F = float.NaN, C = GpuOps.Core.Hosting.ErrorCategory.DeviceError }, ConsoleHost.JsonOptions);
