@@ -87,7 +87,16 @@ public static unsafe class NativeProbe
             return null;
         }
 
-        if (((delegate* unmanaged<int>)init)() != 0) return null;
+        int initRc = ((delegate* unmanaged<int>)init)();
+        if (initRc != 0)
+        {
+            // (found but not usable: say why, as Get-Gpu would; e.g. "Driver Not Loaded")
+            string? why = NativeLibraries.TryGetExport(NativeLibraryKind.Nvml, "nvmlErrorString", out var es)
+                ? Marshal.PtrToStringUTF8(((delegate* unmanaged<int, IntPtr>)es)(initRc))
+                : null;
+            throw new InvalidOperationException($"nvmlInit_v2 failed: {why ?? "NVML error " + initRc} ({initRc}).");
+        }
+
         try
         {
             byte* buf = stackalloc byte[96];

@@ -188,5 +188,11 @@ public class InventoryTests
         Assert.Equal("NvmlInitFailed", ex.ErrorId);
         Assert.Contains("Driver Not Loaded", ex.Message);
         Assert.Null(EnergyWindow.TryStart());
+        // Get-GpuOpsInfo / gpuops info: the library is there, but says why it cannot be used
+        var host = new RecordingHost();
+        new GpuOps.Core.Operations.GetInfoOperation().Execute(host);
+        var nvml = host.ObjectsOf<GpuOps.Core.Operations.GpuOpsInfo>().Single().Libraries.Single(l => l.Library == NativeLibraries.DisplayName(NativeLibraryKind.Nvml));
+        Assert.True(nvml.Found);
+        Assert.Contains("Driver Not Loaded", nvml.Error);
     }
 }
