@@ -913,13 +913,15 @@ struct MkArgs {
 #define MK_GROUP_QKV 0
 #endif
 #ifndef MK_DOWN_ROTATE
-// 1 (an experiment): each block takes the fused MLP's down batches (16 rows of X each) from its own starting batch,
+// 1 (the default since session 14; 0 for comparison), where W_down is read from the per-block copy (4096): each block takes the fused MLP's down batches (16 rows of X each) from its own starting batch,
 // b (H / 16) / grid, instead of every block from batch 0: at any moment the blocks' 64-bit adds then go to all of X's
 // 256 lines (8B shape) instead of the same 16 (one L2 slice each), ~8 blocks a line instead of 128. The same adds, so
 // the same bits. (Session 6 staggered rows in the unblocked layout, where it cost DRAM locality; with W_down blocked
 // per block (4096) each block streams its own contiguous block whatever its order. Rotating the o part's batches,
 // session 8, changed nothing, but the down part makes 4x the adds, and they cost ~3 us a layer, session 7.)
-#define MK_DOWN_ROTATE 0
+// Measured (H200, session 14): +1.2% (harness 251.3 -> 254.4 tok/s, twice) and +1.4% (bench sweep 254.0 -> 257.5), same ids.
+// W_down read in place keeps every block's batches in order (its DRAM locality, session 6).
+#define MK_DOWN_ROTATE 1
 #endif
 #ifndef MK_ATTN_P
 #define MK_ATTN_P 4   // positions a thread loads per attention round (G = MK_NT / (hd / 8) groups: 128 positions a round at hd 128)
@@ -1560,15 +1562,15 @@ __device__ __forceinline__ void mk_o_split(uint4 (&wb)[8], const float* ho, cons
 // (MK_DOWN_BLOCKED) The slices are whole 16-byte chunks and W_down comes from the per-block copy (MkLayer.wdownB): the
 // block's columns as one contiguous row-major block, so a step's 16 lanes read one 208-224-byte row piece next to the
 // previous row's instead of a piece of a 28 KB row (down part 28.3 -> 26.8 us per layer, harness, session 8).
-struct MkSlice { int2 g; int pc0, nch, stride; i64 off; };
+struct MkSlice { int2 g; int pc0, nch, stride; i64 off; int rot; };   // rot: the down batches rotated (MK_DOWN_ROTATE, blocked only)
 __device__ __forceinline__ MkSlice mk_mlp_slice(int H, int I, bool blocked) {
     if (blocked) {
         // whole 16-byte chunks per block; its columns of W_down stored as its own row-major [H][i1 - i0] block at H i0
         int c0 = (int)((i64)MK_BID * (I >> 3) / MK_GRID), c1 = (int)((i64)(MK_BID + 1) * (I >> 3) / MK_GRID);
-        return {make_int2(c0 * 8, c1 * 8), c0, c1 - c0, (c1 - c0) * 8, (i64)H * c0 * 8};
+        return {make_int2(c0 * 8, c1 * 8), c0, c1 - c0, (c1 - c0) * 8, (i64)H * c0 * 8, MK_DOWN_ROTATE};
     }
     int i0 = (int)((i64)MK_BID * I / MK_GRID), i1 = (int)((i64)(MK_BID + 1) * I / MK_GRID);
-    return {make_int2(i0, i1), i0 >> 3, i1 > i0 ? ((i1 + 7) >> 3) - (i0 >> 3) : 0, I, (i64)(i0 >> 3) * 8};
+    return {make_int2(i0, i1), i0 >> 3, i1 > i0 ? ((i1 + 7) >> 3) - (i0 >> 3) : 0, I, (i64)(i0 >> 3) * 8, 0};
 }
 // Each multiprocessor's streaming time (one block of 512 threads per multiprocessor, all at once): block b reads its own
 // `per` 16-byte chunks of src with 8 loads in flight per thread (as the GEMV batches); out[2 b] = %smid, out[2 b + 1] =
@@ -1605,18 +1607,15 @@ extern "C" __global__ void repack_down_blocked(const u16* __restrict__ src, u16*
 __device__ __forceinline__ bool mk_fuse_mlp_ok(int flags, int H, int I) {
     return (flags & MK_FUSE_MLP) && H % 16 == 0 && (I + (int)MK_GRID - 1) / (int)MK_GRID <= 120;
 }
-// The row batch a block's bt-th down batch takes (MK_DOWN_ROTATE: from its own start; else bt).
-__device__ __forceinline__ int mk_down_batch(int bt, int nb) {
-#if MK_DOWN_ROTATE
+// The row batch a block's bt-th down batch takes (rot, MK_DOWN_ROTATE with W_down blocked: from its own start; else bt).
+__device__ __forceinline__ int mk_down_batch(int bt, int nb, int rot) {
+    if (!rot) return bt;
     int r = bt + (int)((i64)MK_BID * nb / MK_GRID);
     return r < nb ? r : r - nb;
-#else
-    return bt;
-#endif
 }
 __device__ __forceinline__ void mk_down_load(uint4 (&wb)[8], const u16* __restrict__ Wd, int H, const MkSlice& s, int bt) {
     int lane = threadIdx.x & 31, k = lane & 15;
-    bt = mk_down_batch(bt, H >> 4);
+    bt = mk_down_batch(bt, H >> 4, s.rot);
     const u16* base = Wd + s.off + (i64)(bt * 16 + (lane >> 4)) * s.stride + k * 8;
 #pragma unroll
     for (int u = 0; u < 8; u++) wb[u] = k < s.nch ? ldg_stream((const uint4*)(base + (i64)(2 * u) * s.stride)) : make_uint4(0, 0, 0, 0);
@@ -1654,7 +1653,7 @@ __device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restr
         }
         float v = d[0] + __shfl_xor_sync(0xffffffffu, d[0], 1);
         if ((lane & 1) == 0) {
-            int row = mk_down_batch(bt, nb) * 16 + 2 * ((lane >> 1) & 7) + (lane >> 4);
+            int row = mk_down_batch(bt, nb, s.rot) * 16 + 2 * ((lane >> 1) & 7) + (lane >> 4);
             asm volatile("red.global.add.u64 [%0], %1;" :: "l"(X + row), "l"(f2fix(v + (bias ? bf2f(bias[row]) : 0.f))) : "memory");
         }
     }

@@ -49,6 +49,20 @@ public sealed class EnergyWindow : IDisposable
         return Start(gpuIndices, TimeSpan.FromMilliseconds(20));
     }
 
+    /// <summary>Start a window over the GPU with this UUID (as CUDA reports it); null where NVML or the GPU is not there.</summary>
+    public static EnergyWindow? TryStartByUuid(string uuid, TimeSpan? sampleInterval = null)
+    {
+        if (!NativeLibraries.IsAvailable(NativeLibraryKind.Nvml)) return null;
+        try
+        {
+            return Start([NvmlDevice.ByUuid(uuid)], sampleInterval ?? TimeSpan.FromMilliseconds(20));
+        }
+        catch (GpuOpsException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Start a window; throws (naming the library) when NVML is missing, or GpuNotFound for a bad index.</summary>
     public static EnergyWindow Start(IReadOnlyList<int>? gpuIndices, TimeSpan sampleInterval)
     {

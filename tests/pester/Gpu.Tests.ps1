@@ -97,7 +97,14 @@ Describe 'The CUDA engine through the cmdlets' {
         $r.Ids[0..7] | Should -Be $g.new_ids[0..7]
         $r.TimeToFirstTokenMs | Should -BeGreaterThan 0
         $r.DecodeTokensPerSecond | Should -BeGreaterThan 100
-        if ($HasNvml) { $r.JoulesPerToken | Should -BeGreaterThan 0 }
+    }
+
+    It 'reports the batch''s energy and J/token from NVML' -Skip:(-not ($HasGpu -and $HasNvml)) {
+        # (long enough for the energy counter: about 0.1 s at the least)
+        $r = @('Love is', 'You will', 'A friend', 'The sea') | Invoke-GpuInference -Model $Cuda -MaxTokens 900 -Temperature 0 -IgnoreEos
+        $r[0].EnergyJoules | Should -BeGreaterThan 0
+        $r[0].JoulesPerToken | Should -Be ($r[0].EnergyJoules / ($r | Measure-Object GeneratedTokens -Sum).Sum)
+        $r[0].JoulesPerToken | Should -BeLessThan 10
     }
 
     It 'runs piped prompts as one batch and streams tokens' -Skip:(-not $HasGpu) {

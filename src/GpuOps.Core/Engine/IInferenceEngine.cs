@@ -48,6 +48,12 @@ public interface IInferenceEngine : IDisposable
     long WorkspaceBytes => 0;
 
     /// <summary>
+    /// Starts measuring the energy of the device the engine runs on (NVML's energy counter), or null where there is
+    /// none to measure (the CPU engine, no NVML).
+    /// </summary>
+    IEnergyMeter? StartEnergyMeter() => null;
+
+    /// <summary>
     /// Bytes of weights one decode step reads (the numerator of the bandwidth bound): everything but the embedding
     /// table, plus one row of it.
     /// </summary>
@@ -82,3 +88,10 @@ public interface IDeviceGreedyDecoder
 
 /// <summary>What <see cref="IDeviceGreedyDecoder.DecodeGreedy"/> produced. Plain data.</summary>
 public sealed record DeviceDecodeResult(int[][] Ids, double Seconds, double? Joules);
+
+/// <summary>An energy measurement in progress (<see cref="IInferenceEngine.StartEnergyMeter"/>).</summary>
+public interface IEnergyMeter : IDisposable
+{
+    /// <summary>Stops; the joules the device used since the start, or null where the window was too short for the counter or a read failed.</summary>
+    double? Stop();
+}

@@ -246,6 +246,7 @@ public sealed class InvokeGpuInferenceOperation : IOperation
             ModelUse.WarnPastTrainedContext(host, handle, MaxContext is { } mc ? Math.Min(reach, mc) : reach, "The longest prompt" + (MaxContext is null ? "" : " with its new tokens"));
             var progress = new ProgressReporter(host, 62, "Generating");
             int produced = 0, budget = Math.Max(1, MaxTokens * prompts.Count);
+            using var energy = handle.Engine.StartEnergyMeter();
             var outputs = TextGenerator.Generate(handle.Engine, handle.Tokenizer, prompts, options, out var timings, ev =>
             {
                 produced++;
@@ -253,16 +254,20 @@ public sealed class InvokeGpuInferenceOperation : IOperation
                 else progress.Report(Math.Min(1.0, produced / (double)budget), $"{produced} tokens");
             }, host.CancellationToken);
             progress.Complete();
+            double? joules = energy?.Stop();
+            if (energy is not null && joules is null) host.WriteVerbose("Energy: not reported (the run was shorter than the energy counter resolves, about 0.1 s, or NVML could not read it).");
             host.WriteVerbose($"Prefill {timings.PromptTokens} tokens in {timings.PrefillTime.TotalMilliseconds:F1} ms ({timings.PrefillTokensPerSecond:F1} tok/s); " +
                               $"decode {timings.DecodeTokens} tokens in {timings.DecodeTime.TotalMilliseconds:F1} ms ({timings.DecodeTokensPerSecond:F1} tok/s).");
             if (Stream) return;
             double total = (timings.PrefillTime + timings.DecodeTime).TotalSeconds;
+            // the GPU's energy for the whole batch (prefill and decode), and per new token of the batch
+            int newTokens = outputs.Sum(o => o.NewIds.Length);
+            double? perToken = joules is { } j && newTokens > 0 ? j / newTokens : null;
             foreach (var o in outputs)
             {
-                // Energy fields stay null until NVML's energy window is wired in (GPU engine).
                 host.WriteObject(new GpuInferenceResult(handle.Name, handle.Device, o.Sequence, Prompts[o.Sequence], o.Text ?? string.Empty,
                     o.NewIds, o.PromptIds, o.PromptIds.Length, o.NewIds.Length, o.FinishReason, prompts.Count,
-                    timings.TimeToFirstToken.TotalMilliseconds, timings.PrefillTokensPerSecond, timings.DecodeTokensPerSecond, total, null, null));
+                    timings.TimeToFirstToken.TotalMilliseconds, timings.PrefillTokensPerSecond, timings.DecodeTokensPerSecond, total, joules, perToken));
             }
         }
         finally

@@ -113,6 +113,30 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// <summary>Device bytes held beside the weights: the prefill workspace and the persistent kernel's per-block copy of W_down (KV caches and their decode graphs are the caches').</summary>
     public long WorkspaceBytes => (_scratch?.Bytes ?? 0) + DownBlockedBytes;
 
+    /// <summary>NVML's energy window over this engine's GPU, found by its UUID (so CUDA_VISIBLE_DEVICES does not matter).</summary>
+    public IEnergyMeter? StartEnergyMeter()
+    {
+        Ctx.Synchronize();   // (work queued before the start is not this measurement's)
+        var w = EnergyWindow.TryStartByUuid(Ctx.Uuid);
+        return w is null ? null : new NvmlEnergyMeter(w, Ctx);
+    }
+
+    private sealed class NvmlEnergyMeter(EnergyWindow window, CudaContext ctx) : IEnergyMeter
+    {
+        /// <summary>Shorter windows than this are left unreported: the counter's updates are too coarse for them.</summary>
+        private const double MinSeconds = 0.1;
+
+        public double? Stop()
+        {
+            ctx.Synchronize();
+            var r = window.Stop();
+            if (window.Failed.Count > 0 || r.Count != 1) return null;
+            return r[0].Seconds >= MinSeconds && double.IsFinite(r[0].Joules) && r[0].Joules > 0 ? r[0].Joules : null;
+        }
+
+        public void Dispose() => window.Dispose();
+    }
+
     /// <summary>Why the per-block copy of W_down was not made (not enough free memory), or null.</summary>
     internal string? DownBlockedNote => _downBlockedNote;
 

@@ -5,7 +5,7 @@ namespace GpuOps.PowerShell.Cmdlets;
 
 /// <summary>
 /// <para type="synopsis">Generates text from prompts with a loaded model (or a model path). Prompts piped in run together as one batch.</para>
-/// <para type="description">Writes one GpuInferenceResult per prompt (text, new token ids, token counts, time to first token, prefill and decode tokens/s),
+/// <para type="description">Writes one GpuInferenceResult per prompt (text, new token ids, token counts, time to first token, prefill and decode tokens/s; on a CUDA GPU with NVML, EnergyJoules for the whole batch and JoulesPerToken over its new tokens, null for runs under about 0.1 s),
 /// or with -Stream one GpuInferenceToken per new token as it is produced. Temperature 0 (the default unless the model's generation_config samples) is greedy.</para>
 /// <para type="description">Prompts are collected until the input ends and then generated together, one batch per model. A sequence ends at an EOS token (unless -IgnoreEos), at a -Stop string, after -MaxTokens new tokens or when its context is full; FinishReason says which. A model given as a path is loaded on the CPU for this command and freed afterwards. Errors (a removed model, a prompt longer than -MaxContext) are terminating.</para>
 /// </summary>

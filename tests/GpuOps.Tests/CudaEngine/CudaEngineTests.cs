@@ -309,8 +309,9 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
     }
 
     /// <summary>
-    /// The down part's batches from each block's own start (-DMK_DOWN_ROTATE=1 through CudaLlamaEngine.PersistentDefines):
-    /// the same adds in another order, so the same bits, with every multiprocessor and with 4 sitting out.
+    /// The down part's batches from each block's own start (MK_DOWN_ROTATE, the default) against every block in order
+    /// (-DMK_DOWN_ROTATE=0 through CudaLlamaEngine.PersistentDefines): the same adds in another order, so the same bits,
+    /// with every multiprocessor and with 4 sitting out.
     /// </summary>
     [GpuFact]
     public void RotatedDownBatchesGiveTheSameBits()
@@ -320,7 +321,7 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         int sms = e.MultiprocessorCount;
         var all = DecodeSteps(e, ids, true, _ => 0, 0, _ => sms);
         var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
-        e.PersistentDefines = new[] { "-DMK_DOWN_ROTATE=1" };
+        e.PersistentDefines = new[] { "-DMK_DOWN_ROTATE=0" };
         try
         {
             Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
@@ -384,6 +385,22 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         Assert.All(results, r => Assert.Equal(16, r.GeneratedTokens));
         Assert.All(results, r => Assert.StartsWith("cuda:", r.Device));
         output.WriteLine(string.Join(" | ", results.Select(r => r.Text.ReplaceLineEndings(" "))));
+    }
+
+    /// <summary>Energy from NVML's counter for the whole batch (a run long enough for the counter), and J/token over its new tokens.</summary>
+    [GpuFact]
+    public void InvokeGpuInferenceReportsTheBatchEnergy()
+    {
+        if (!GpuOps.Core.Native.NativeLibraries.IsAvailable(GpuOps.Core.Native.NativeLibraryKind.Nvml)) Assert.Skip("no NVML");
+        var host = new RecordingHost();
+        new InvokeGpuInferenceOperation { Model = fx.Handle, Prompts = new[] { "A fortune:", "Love is", "You will", "The sea" }, MaxTokens = 900, Temperature = 0, IgnoreEos = true }.Execute(host);
+        var results = host.Objects.OfType<GpuInferenceResult>().ToList();
+        Assert.Equal(4, results.Count);
+        double j = Assert.IsType<double>(results[0].EnergyJoules);
+        Assert.True(j > 0);
+        Assert.All(results, r => Assert.Equal(j, r.EnergyJoules));
+        Assert.Equal(j / results.Sum(r => r.GeneratedTokens), results[0].JoulesPerToken!.Value, 9);
+        output.WriteLine($"{j:F1} J for {results.Sum(r => r.GeneratedTokens)} tokens in {results[0].TotalSeconds:F3} s: {results[0].JoulesPerToken:F4} J/token, {j / results[0].TotalSeconds:F0} W");
     }
 }
 
