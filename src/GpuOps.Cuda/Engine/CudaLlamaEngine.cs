@@ -1251,7 +1251,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
         using var start = Ctx.CreateEvent();
         using var stop = Ctx.CreateEvent();
         Ctx.Synchronize();
-        var energy = EnergyWindow.TryStart(new[] { Ctx.Ordinal });
+        var energy = EnergyWindow.TryStartByUuid(Ctx.Uuid);   // (by UUID: NVML may number the GPUs otherwise than CUDA)
         start.Record(Ctx.Stream);
         for (int i = 0; i < steps; i++)
         {
