@@ -5,7 +5,8 @@
 #   cp <old llama.cu> kernels/engine/llama_base.cu   # (untracked) to A/B against another version of the kernel:
 #   bash bench/decode-harness/run.sh "base:-DKFILE='\"../../kernels/engine/llama_base.cu\"'" "k:" -- base:93 k:93
 # A build named base saves its first-step logits; every other build compares its own with them (max |diff|, argmax).
-# HARNESS_ARGS passes harness options (--steps N, --pos P, --layers L, --smem BYTES). Output to stdout and, where $OUT
+# HARNESS_ARGS passes harness options (--steps N, --pos P, --layers L, --smem BYTES); HARNESS_POSITIONS="60 150 270"
+# repeats every run at each decode position (a base run first at each). Output to stdout and, where $OUT
 # is set, $OUT/harness.log.
 set -eo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,10 +27,13 @@ runs=("$@")
   for b in "${builds[@]}"; do n=${b%%:*}; echo "$n: $(grep -A2 'decode_b1_hd128' "$B/ptxas_$n.txt" | grep -E 'registers|spill' | tr '\n' ' ')"; done
   echo "built in $(( $(date +%s) - t0 )) s"
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.limit --format=csv,noheader
-  for r in "${runs[@]}"; do
-    n=${r%%:*}; f=${r#*:}
-    echo "=== $n: ${f//,/ }"
-    if [ "$n" = base ]; then export HARNESS_LOGITS_OUT=$B/ref.bin; unset HARNESS_LOGITS_REF; else unset HARNESS_LOGITS_OUT; export HARNESS_LOGITS_REF=$B/ref.bin; fi
-    "$B/h_$n" ${HARNESS_ARGS:-} ${f//,/ } || echo "run $n failed"
+  for pos in ${HARNESS_POSITIONS:-""}; do
+    [ -n "$pos" ] && echo "##### decode position $pos"
+    for r in "${runs[@]}"; do
+      n=${r%%:*}; f=${r#*:}
+      echo "=== $n: ${f//,/ }${pos:+ (--pos $pos)}"
+      if [ "$n" = base ]; then export HARNESS_LOGITS_OUT=$B/ref.bin; unset HARNESS_LOGITS_REF; else unset HARNESS_LOGITS_OUT; export HARNESS_LOGITS_REF=$B/ref.bin; fi
+      "$B/h_$n" ${HARNESS_ARGS:-} ${pos:+--pos $pos} ${f//,/ } || echo "run $n failed"
+    done
   done
 } 2>&1 | tee "$log"

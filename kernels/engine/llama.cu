@@ -923,6 +923,11 @@ struct MkArgs {
 // W_down read in place keeps every block's batches in order (its DRAM locality, session 6).
 #define MK_DOWN_ROTATE 1
 #endif
+#ifndef MK_ATTN_XCHG
+// (split attention) the head's partials read back staged through shared memory, all loads in flight at once (1), or
+// part after part straight from L2 (0, as before session 15)
+#define MK_ATTN_XCHG 1
+#endif
 #ifndef MK_ATTN_P
 #define MK_ATTN_P 4   // positions a thread loads per attention round (G = MK_NT / (hd / 8) groups: 128 positions a round at hd 128)
 #endif
@@ -1471,26 +1476,65 @@ __device__ __forceinline__ void mk_attn_one_pass(const MkArgs& a, int l, int h, 
     __syncthreads();
     if (sp) {
         if (threadIdx.x == 0) {
-            __threadfence();
+            if (!MK_ATTN_XCHG || !(a.flags & MK_LIGHT_ARRIVE)) __threadfence();   // (MK_ATTN_XCHG: as the grid barrier's arrival: the release add alone orders the block's stores)
             asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(a.bar + 2 + h) : "memory");
             mk_wait(a.bar + 2 + h, sp->target, a.flags, "the attention partials of head", h);
         }
         __syncthreads();
-        // every block of the head: the nsp partials (L2), in part order
+        // every block of the head: the nsp partials (L2), in part order. The head's blocks are consecutive, so their
+        // partials are one contiguous array of nsp (HD + 2) floats.
         const float* p0 = a.part + (i64)(MK_BID - sp->part) * (HD + 2);
-        float M = NEG_INF;
-        for (int b = 0; b < sp->nsp; b++) M = fmaxf(M, ld_cg(p0 + (i64)b * (HD + 2)));
-        for (int d = threadIdx.x; d < HD; d += MK_NT) {
-            float tot = 0.f, v = 0.f;
-            for (int b = 0; b < sp->nsp; b++) {
-                const float* pb = p0 + (i64)b * (HD + 2);
-                float mb = ld_cg(pb), w = mb == NEG_INF ? 0.f : __expf(mb - M);
-                tot += w * ld_cg(pb + 1);
-                v += w * ld_cg(pb + 2 + d);
+#if MK_ATTN_XCHG
+        int tot = sp->nsp * (HD + 2);
+        unsigned dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+        if (tot <= (int)(dyn / 4)) {
+            // staged into shared memory with every load in flight at once (one L2 round trip; the loop below read them
+            // one part after another: ~4 L2 round trips, the split's exchange ~4 us; session 15)
+            for (int i0 = 0; i0 < tot; i0 += 4 * MK_NT) {
+                float t[4];
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    int i = i0 + u * MK_NT + (int)threadIdx.x;
+                    t[u] = i < tot ? ld_cg(p0 + i) : 0.f;
+                }
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    int i = i0 + u * MK_NT + (int)threadIdx.x;
+                    if (i < tot) sm[i] = t[u];
+                }
             }
-            so[d] = bf2f(f2bf(v / tot));
+            __syncthreads();
+            for (int d = threadIdx.x; d < HD; d += MK_NT) {
+                float M = NEG_INF;
+                for (int b = 0; b < sp->nsp; b++) M = fmaxf(M, sm[b * (HD + 2)]);
+                float tt = 0.f, v = 0.f;
+                for (int b = 0; b < sp->nsp; b++) {
+                    const float* pb = sm + b * (HD + 2);
+                    float mb = pb[0], w = mb == NEG_INF ? 0.f : __expf(mb - M);
+                    tt += w * pb[1];
+                    v += w * pb[2 + d];
+                }
+                so[d] = bf2f(f2bf(v / tt));
+            }
+            __syncthreads();
+        } else
+#endif
+        {
+            float M = NEG_INF;
+            for (int b = 0; b < sp->nsp; b++) M = fmaxf(M, ld_cg(p0 + (i64)b * (HD + 2)));
+            for (int d = threadIdx.x; d < HD; d += MK_NT) {
+                float tot = 0.f, v = 0.f;
+                for (int b = 0; b < sp->nsp; b++) {
+                    const float* pb = p0 + (i64)b * (HD + 2);
+                    float mb = ld_cg(pb), w = mb == NEG_INF ? 0.f : __expf(mb - M);
+                    tot += w * ld_cg(pb + 1);
+                    v += w * ld_cg(pb + 2 + d);
+                }
+                so[d] = bf2f(f2bf(v / tot));
+            }
+            __syncthreads();
         }
-        __syncthreads();
     }
     MK_ATT(5);
 }

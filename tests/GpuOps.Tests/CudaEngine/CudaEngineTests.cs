@@ -333,6 +333,33 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         }
     }
 
+    /// <summary>
+    /// Attention split over a head's blocks (flag 512 forces it at any length): the partials read back staged through
+    /// shared memory with every load in flight (MK_ATTN_XCHG=1, the default) or part after part from L2 (-DMK_ATTN_XCHG=0)
+    /// are the same sums in the same order, so the same bits, with every multiprocessor and with 4 sitting out.
+    /// </summary>
+    [GpuFact]
+    public void SplitAttentionExchangeGivesTheSameBits()
+    {
+        var e = (CudaLlamaEngine)fx.Handle.Engine;
+        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
+        int sms = e.MultiprocessorCount, saved = e.PersistentFlags;
+        try
+        {
+            e.PersistentFlags = 7389 | 512;
+            var all = DecodeSteps(e, ids, true, _ => 0, 0, _ => sms);
+            var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
+            e.PersistentDefines = new[] { "-DMK_ATTN_XCHG=0" };
+            Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
+            Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
+        }
+        finally
+        {
+            e.PersistentDefines = Array.Empty<string>();
+            e.PersistentFlags = saved;
+        }
+    }
+
     [GpuFact]
     public void PerplexityWithinHalfAPercent()
     {
