@@ -923,6 +923,13 @@ struct MkArgs {
 // W_down read in place keeps every block's batches in order (its DRAM locality, session 6).
 #define MK_DOWN_ROTATE 1
 #endif
+#ifndef MK_ARGS_SMEM
+// (experiment) where the kernel reads its arguments after a barrier: 0 = MkArgs and the layer table in global memory
+// (each grid barrier's acquire and every "memory" clobber make the compiler reload them: an L2 round trip under the
+// weight stream before a phase can form its first addresses); 1 = MkArgs copied into shared memory once; 2 = also
+// each layer's MkLayer, the next one pulled by cp.async into a two-entry shared buffer during the layer before
+#define MK_ARGS_SMEM 0
+#endif
 #ifndef MK_ATTN_XCHG
 // (split attention) the head's partials read back staged through shared memory, all loads in flight at once (1), or
 // part after part straight from L2 (0, as before session 15)
@@ -1706,8 +1713,14 @@ __device__ __forceinline__ void mk_down_slice(uint4 (&wb)[8], const u16* __restr
 #ifdef MK_SMID_TRACE   // (harness only: each block's multiprocessor)
 __device__ unsigned mk_smid[1024];
 #endif
+#if MK_ARGS_SMEM >= 2 && __CUDA_ARCH__ >= 800
+// (the lanes that pulled the next layer's pointers: their copies done; the barrier's __syncthreads after this shows them to the block)
+#define MK_LAYER_WAIT() do { if (threadIdx.x >= MK_NT - LW) asm volatile("cp.async.wait_all;" ::: "memory"); } while (0)
+#else
+#define MK_LAYER_WAIT() do { } while (0)
+#endif
 template <int HD>
-__device__ __forceinline__ void mk_decode(const MkArgs& a) {
+__device__ __forceinline__ void mk_decode(const MkArgs& aG) {
 #ifdef MK_VIRTUAL_BLOCKS
     if (threadIdx.x == 0) {
         unsigned s_;
@@ -1720,6 +1733,19 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
 #endif
 #ifdef MK_SMID_TRACE
     if (threadIdx.x == 0) { unsigned s_; asm volatile("mov.u32 %0, %%smid;" : "=r"(s_)); mk_smid[MK_BID] = s_; }
+#endif
+#if MK_ARGS_SMEM
+    __shared__ __align__(16) MkArgs sA;
+    if (threadIdx.x < sizeof(MkArgs) / 4) ((u32*)&sA)[threadIdx.x] = ((const u32*)&aG)[threadIdx.x];
+#if MK_ARGS_SMEM >= 2
+    constexpr int LW = sizeof(MkLayer) / 8;   // (8-byte words)
+    __shared__ __align__(16) MkLayer sL[2];   // layer l's pointers at sL[l & 1]
+    if (threadIdx.x < LW) ((u64*)&sL[0])[threadIdx.x] = ((const u64*)aG.layers)[threadIdx.x];
+#endif
+    __syncthreads();
+    const MkArgs& a = sA;
+#else
+    const MkArgs& a = aG;
 #endif
     extern __shared__ __align__(16) float mk_smem[];   // the staged input / the attention scratch
     __shared__ float red[33];
@@ -1772,7 +1798,22 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
     mk_preload_qkv_sk(wb, a.layers[0].wqkv, QKV, H, qm);
     uint4 gpre = mk_gamma(a.layers[0].attnNorm, H, a.flags);
     for (int l = 0; l < a.L; l++) {
+#if MK_ARGS_SMEM >= 2
+        const MkLayer& w = sL[l & 1];
+        if (l + 1 < a.L && threadIdx.x >= MK_NT - LW) {   // (the last warp's lanes: layer l + 1's pointers, in flight through the layer)
+            int t = threadIdx.x - (MK_NT - LW);
+#if __CUDA_ARCH__ >= 800
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" :: "r"(smem_u32((u64*)&sL[(l + 1) & 1] + t)), "l"((const u64*)(a.layers + l + 1) + t) : "memory");
+            asm volatile("cp.async.commit_group;" ::: "memory");
+#else
+            ((u64*)&sL[(l + 1) & 1])[t] = ((const u64*)(a.layers + l + 1))[t];
+#endif
+        }
+        const MkLayer& wn = sL[(l + 1) & 1];   // (read only after the o -> gate/up barrier, which follows the copy's wait)
+#else
         const MkLayer& w = a.layers[l];
+        const MkLayer& wn = a.layers[l + 1];
+#endif
         // qkv
         mk_stage_norm(a.acco, l == 0 ? a.emb + (i64)tok * H : nullptr, l == 0 && MK_BID == 0 ? a.acco : nullptr, w.attnNorm, gpre, early,
                       mk_smem, H, red);
@@ -1821,6 +1862,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             // moves back one grid for the later barriers' targets)
             tk++;
             if (threadIdx.x == 0) gen -= MK_GRID;
+            MK_LAYER_WAIT();
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] {
                 mk_preload<2>(wb, w.wgu, 2 * I, H, gsl);
                 gpre = mk_gamma(w.mlpNorm, H, a.flags);
@@ -1846,6 +1888,7 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
             // o
             mk_stage_bf16(a.attn, (u16*)mk_smem, QD);
             mk_gemv<1, EPI_ADD, 0>(wb, w.wo, w.bo, H, QD, mk_smem, a, l, p, slot, bestV, bestI, 1.f);
+            MK_LAYER_WAIT();
             mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] {
                 mk_preload<2>(wb, w.wgu, 2 * I, H, gsl);
                 gpre = mk_gamma(w.mlpNorm, H, a.flags);
@@ -1882,8 +1925,8 @@ __device__ __forceinline__ void mk_decode(const MkArgs& a) {
         }
         mk_sync_with(a.bar, gen, a.trace, tk, a.flags, a.btrace, [&] {
             if (l + 1 < a.L) {
-                mk_preload_qkv_sk(wb, a.layers[l + 1].wqkv, QKV, H, qm);
-                gpre = mk_gamma(a.layers[l + 1].attnNorm, H, a.flags);
+                mk_preload_qkv_sk(wb, wn.wqkv, QKV, H, qm);
+                gpre = mk_gamma(wn.attnNorm, H, a.flags);
             } else {
                 mk_preload<1>(wb, a.out, a.V, H);
                 gpre = mk_gamma(a.finalNorm, H, a.flags);
