@@ -13,7 +13,11 @@ public sealed class BenchVerbs : ICliVerbProvider
             Description = "Suites: Memory, Gemm, Launch, Elementwise, Norm, Rope, Attention, Sampling, Transpose, Embedding, All (default Memory Gemm Launch).",
             AllowMultipleArgumentsPerToken = true,
         };
-        var device = new Option<int>("--device", "-d") { Description = "The GPU as a CUDA ordinal (0, 1, ...; default 0); --uuid names it as Get-Gpu / gpuops gpu list does." };
+        var device = new Option<int>("--device", "-d")
+        {
+            Description = "The GPU: a CUDA ordinal or cuda:N as gpuops generate takes it (default 0); --uuid names it as Get-Gpu / gpuops gpu list does.",
+            CustomParser = r => ParseDevice(r),
+        };
         var uuid = new Option<string?>("--uuid") { Description = "The GPU by UUID (as gpuops gpu list shows it), instead of --device." };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (median reported).", DefaultValueFactory = _ => 50 };
         var sizes = new Option<int[]>("--gemm-size") { Description = "GEMM sizes (M = N = K).", AllowMultipleArgumentsPerToken = true };
@@ -54,5 +58,23 @@ public sealed class BenchVerbs : ICliVerbProvider
             return Task.FromResult(context.Run(parse, op, ct));
         });
         root.Subcommands.Add(bench);
+    }
+
+    /// <summary>
+    /// <c>--device</c> as the engine verbs spell a GPU (<c>cuda</c>, <c>cuda:N</c>) or as a bare CUDA ordinal; <c>cpu</c> and
+    /// <c>auto</c> are refused with a reason, since these suites measure a GPU.
+    /// </summary>
+    internal static int ParseDevice(System.CommandLine.Parsing.ArgumentResult r)
+    {
+        if (r.Tokens.Count == 0) return 0;
+        string text = r.Tokens[0].Value.Trim();
+        string digits = text.StartsWith("cuda:", StringComparison.OrdinalIgnoreCase) ? text[5..]
+            : text.Equals("cuda", StringComparison.OrdinalIgnoreCase) ? "0" : text;
+        if (int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ordinal))
+            return ordinal;
+        r.AddError(text.Equals("cpu", StringComparison.OrdinalIgnoreCase) || text.Equals("auto", StringComparison.OrdinalIgnoreCase)
+            ? $"--device {text}: gpuops bench measures a GPU; give a CUDA ordinal (0, 1, ...) or cuda:N, or --uuid."
+            : $"--device '{text}' is not a GPU: give a CUDA ordinal (0, 1, ...) or cuda:N, or --uuid.");
+        return 0;
     }
 }

@@ -30,6 +30,35 @@ public class BenchmarkTests
         Assert.Contains("unknown suite", e.ToString());
     }
 
+    [Theory]
+    [InlineData("cpu", "measures a GPU")]
+    [InlineData("auto", "measures a GPU")]
+    [InlineData("cuda:x", "is not a GPU")]
+    [InlineData("-1", "is not a GPU")]
+    public void The_cli_refuses_a_device_that_is_not_a_gpu_before_touching_cuda(string device, string message)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = GpuOpsCli.Run(["bench", "--device", device], o, e);
+        Assert.NotEqual(0, code);
+        Assert.Contains(message, e.ToString());
+    }
+
+    [Theory]
+    [InlineData("3", 3)]
+    [InlineData("cuda:2", 2)]
+    [InlineData("CUDA:1", 1)]
+    [InlineData("cuda", 0)]
+    public void The_cli_takes_a_gpu_as_an_ordinal_or_as_the_engine_verbs_spell_it(string device, int ordinal)
+    {
+        var root = new System.CommandLine.RootCommand();
+        new GpuOps.Cli.Verbs.BenchVerbs().Register(root, new GpuOps.Cli.CliContext(new StringWriter(), new StringWriter()));
+        var parse = root.Parse(["bench", "--device", device]);
+        Assert.Empty(parse.Errors);
+        var option = parse.CommandResult.Command.Options.OfType<System.CommandLine.Option<int>>().Single(x => x.Name == "--device");
+        Assert.Equal(ordinal, parse.GetValue(option));
+    }
+
     [Fact]
     public void Kernel_sources_expand_their_includes_with_line_markers_for_error_messages()
     {
