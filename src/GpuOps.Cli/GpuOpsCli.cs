@@ -248,7 +248,9 @@ public static class GpuOpsCli
         }
         catch (GpuOpsException ex)
         {
-            stderr.WriteLine($"gpuops: {ex.Message}");
+            // (the same words as CliContext.Run's: the command's own option names, and the recommended action)
+            stderr.WriteLine(CliContext.CliWords($"gpuops: {ex.Message}" + (ex.RecommendedAction is { Length: > 0 } a ? $" {a}" : string.Empty),
+                parse.CommandResult.Command));
             return 1;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
