@@ -242,11 +242,12 @@ public static class InferenceBench
                         var byGrid = new Dictionary<string, double>();
                         // and the sit-out launch from the builds of llama.cu's compile-time experiments (GPUOPS_BENCH_MK_BUILDS:
                         // "name:-DA=1 -DB;name2:-DC", each as CudaLlamaEngine.PersistentDefines; by default the down part's batches
-                        // in order, MK_DOWN_ROTATE=0, against the engine's rotated ones; session 14's MK_GROUP_QKV=1 lost, 0.4-0.8%)
+                        // in order, MK_DOWN_ROTATE=0, against the engine's rotated ones, and the arguments read from global memory,
+                        // MK_ARGS_SMEM=0; session 14's MK_GROUP_QKV=1 lost, 0.4-0.8%)
                         var defDefault = engine.PersistentDefines;
                         var configs = new List<(string Name, int Grid, int SitOut, IReadOnlyList<string> Defines)>
                             { ($"{sms}", 0, 0, defDefault), ($"{auto}", auto, 0, defDefault), ($"{auto}-sit-out", 0, sms - auto, defDefault) };
-                        foreach (var b in (Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_BUILDS") ?? "in-order-down:-DMK_DOWN_ROTATE=0")
+                        foreach (var b in (Environment.GetEnvironmentVariable("GPUOPS_BENCH_MK_BUILDS") ?? "in-order-down:-DMK_DOWN_ROTATE=0;args-in-global:-DMK_ARGS_SMEM=0")
                                      .Split(';', StringSplitOptions.RemoveEmptyEntries))
                         {
                             var parts = b.Split(':', 2);

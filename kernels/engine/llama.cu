@@ -924,11 +924,13 @@ struct MkArgs {
 #define MK_DOWN_ROTATE 1
 #endif
 #ifndef MK_ARGS_SMEM
-// (experiment) where the kernel reads its arguments after a barrier: 0 = MkArgs and the layer table in global memory
-// (each grid barrier's acquire and every "memory" clobber make the compiler reload them: an L2 round trip under the
-// weight stream before a phase can form its first addresses); 1 = MkArgs copied into shared memory once; 2 = also
-// each layer's MkLayer, the next one pulled by cp.async into a two-entry shared buffer during the layer before
-#define MK_ARGS_SMEM 0
+// where the kernel reads its arguments after a barrier: 0 = MkArgs and the layer table in global memory (each grid
+// barrier's acquire and every "memory" clobber make the compiler reload them: an L2 round trip under the weight stream
+// before a phase can form its first addresses); 1 (the default since session 17) = MkArgs copied into shared memory
+// once; 2 = also each layer's MkLayer, the next one pulled by cp.async into a two-entry shared buffer during the layer
+// before. Measured (decode harness, position 150, twice alternating, max |diff| 0 and the same ids): H100
+// GPU-340d18f6 188.1 -> 189.8 tok/s (+0.9%) with 1, 189.5 with 2.
+#define MK_ARGS_SMEM 1
 #endif
 #ifndef MK_ATTN_XCHG
 // (split attention) the head's partials read back staged through shared memory, all loads in flight at once (1), or

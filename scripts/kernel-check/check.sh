@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CUDA kernel syntax check without a CUDA toolkit: every kernels/*.cu (and the engine's llama.cu in seven builds,
-# plain, MK_VIRTUAL_BLOCKS, MK_GROUP_QKV=1, both, MK_DOWN_ROTATE=0, and MK_ARGS_SMEM=1 / 2 with MK_VIRTUAL_BLOCKS) parsed and semantically checked by clang in device-only mode (-fsyntax-only), with
+# plain, MK_VIRTUAL_BLOCKS, MK_GROUP_QKV=1, both, MK_DOWN_ROTATE=0, and MK_ARGS_SMEM=0 / 2 with MK_VIRTUAL_BLOCKS) parsed and semantically checked by clang in device-only mode (-fsyntax-only), with
 # nvrtc_shim.h standing in for what NVRTC predefines (qualifiers, vector types, atomics; math and intrinsics from
 # clang's own CUDA headers), once as sm_80 and once with __CUDA_ARCH__ = 900 (the Hopper-only paths). Inline PTX is
 # not checked (ptxas does that on a GPU host), and helpers NVRTC takes as device code by default
@@ -30,7 +30,7 @@ check() {   # name, file, extra flags...
 for f in "$root"/kernels/*.cu "$root"/kernels/engine/*.cu; do
   rel=${f#"$root"/}
   variants=("")
-  [ "$rel" = kernels/engine/llama.cu ] && variants=("" "-DMK_VIRTUAL_BLOCKS" "-DMK_GROUP_QKV=1" "-DMK_VIRTUAL_BLOCKS -DMK_GROUP_QKV=1" "-DMK_DOWN_ROTATE=0" "-DMK_VIRTUAL_BLOCKS -DMK_ARGS_SMEM=1" "-DMK_VIRTUAL_BLOCKS -DMK_ARGS_SMEM=2")
+  [ "$rel" = kernels/engine/llama.cu ] && variants=("" "-DMK_VIRTUAL_BLOCKS" "-DMK_GROUP_QKV=1" "-DMK_VIRTUAL_BLOCKS -DMK_GROUP_QKV=1" "-DMK_DOWN_ROTATE=0" "-DMK_VIRTUAL_BLOCKS -DMK_ARGS_SMEM=0" "-DMK_VIRTUAL_BLOCKS -DMK_ARGS_SMEM=2")
   for v in "${variants[@]}"; do
     check "$rel ${v:+$v }(sm_80)" "$f" $v
     check "$rel ${v:+$v }(__CUDA_ARCH__ 900)" "$f" $v -U__CUDA_ARCH__ -D__CUDA_ARCH__=900

@@ -360,6 +360,34 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
         }
     }
 
+    /// <summary>
+    /// The persistent kernel's arguments read from shared memory (MK_ARGS_SMEM=1, the default), from global memory
+    /// (-DMK_ARGS_SMEM=0) and with each layer's pointers pulled ahead into shared memory too (-DMK_ARGS_SMEM=2): the
+    /// same pointers, so the same bits, with every multiprocessor and with 4 sitting out.
+    /// </summary>
+    [GpuFact]
+    public void ArgumentsInSharedMemoryGiveTheSameBits()
+    {
+        var e = (CudaLlamaEngine)fx.Handle.Engine;
+        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
+        int sms = e.MultiprocessorCount;
+        var all = DecodeSteps(e, ids, true, _ => 0, 0, _ => sms);
+        var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
+        try
+        {
+            foreach (var build in new[] { "-DMK_ARGS_SMEM=0", "-DMK_ARGS_SMEM=2" })
+            {
+                e.PersistentDefines = new[] { build };
+                Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
+                Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
+            }
+        }
+        finally
+        {
+            e.PersistentDefines = Array.Empty<string>();
+        }
+    }
+
     [GpuFact]
     public void PerplexityWithinHalfAPercent()
     {
