@@ -903,7 +903,10 @@ struct MkArgs {
 #define MK_DOWN_BLOCKED 4096 // (with 128) the down part reads MkLayer.wdownB, W_down as per-block column blocks (repack_down_blocked)
 #define MK_NO_WATCHDOG (1 << 20)   // no 2 s limit on a grid-barrier wait (runs under compute-sanitizer)
 #ifndef MK_ATTN_SPLIT_MIN
-#define MK_ATTN_SPLIT_MIN 640      // positions from which a head's blocks split its attention (mk_attn_one_pass)
+// positions from which a head's blocks split its attention (mk_attn_one_pass): past three rounds of 128 positions the
+// split wins (session 17, H100 GPU-ffb02eae, attention a layer unsplit / split: 320 positions 5.23 / 5.47 us, 400 6.07 /
+// 5.58, 500 6.94 / 6.42; session 15, H200: 270 positions 5.7 / 6.1); 640 before session 17
+#define MK_ATTN_SPLIT_MIN 385
 #endif
 #ifndef MK_GROUP_QKV
 // 1 (an experiment, for the decode harness): the q/k/v rows dealt so that the blocks of a kv group make its rows (the

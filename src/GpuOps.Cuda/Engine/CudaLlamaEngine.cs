@@ -978,7 +978,7 @@ public sealed unsafe class CudaLlamaEngine : IInferenceEngine, IDeviceGreedyDeco
     /// group's sums and epilogue (same bits), 128 = gate/up and down in one phase: each block takes a slice of the
     /// intermediate dimension and adds its part of the down projection to the residual with atomic adds (one grid
     /// barrier fewer per layer; where the slices fit, else the two phases), 512 = (with 16) every head's attention split
-    /// over its blocks' share of the positions whatever the context (by default from 640 positions on; tests), 1024 = a
+    /// over its blocks' share of the positions whatever the context (by default from 385 positions on; tests), 1024 = a
     /// block arrives at a grid barrier before its warps issue the next phase's preloads (the arriving thread's release
     /// fence would otherwise wait for those loads), 2048 = the arrival is the release add alone (no separate sc fence);
     /// 1024 and 2048 only move fences and loads (same bits), 4096 = (with 128) the fused MLP phase reads W_down from a

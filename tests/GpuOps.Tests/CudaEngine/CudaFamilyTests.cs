@@ -138,7 +138,7 @@ public class CudaFamilyTests(ITestOutputHelper output)
         {
             // the persistent kernel's attention / o-projection / MLP kinds: two-pass, one-pass, one-pass with the o projection
             // split over the heads, each also with gate/up + down as one phase (128); 733: attention split over each head's
-            // blocks (by default only from 640 positions on); 3293: 221 arriving at the barriers before the preloads; 4096: W_down
+            // blocks (by default only from 385 positions on); 3293: 221 arriving at the barriers before the preloads; 4096: W_down
             // from the per-block copy (the default 7389 = 3293 | 4096)
             // 4096 (W_down from a per-block copy) refused for want of free memory: the kernel runs without it, the same
             // bits as 3293, and says why; then made
