@@ -932,7 +932,8 @@ struct MkArgs {
 // before a phase can form its first addresses); 1 (the default since session 17) = MkArgs copied into shared memory
 // once; 2 = also each layer's MkLayer, the next one pulled by cp.async into a two-entry shared buffer during the layer
 // before. Measured (decode harness, position 150, twice alternating, max |diff| 0 and the same ids): H100
-// GPU-340d18f6 188.1 -> 189.8 tok/s (+0.9%) with 1, 189.5 with 2.
+// GPU-340d18f6 188.1 -> 189.8 tok/s (+0.9%) with 1, 189.5 with 2; GPU-ffb02eae 188.0 -> 189.8; GPU-b58f0624 187.5 -> 189.4,
+// attention 4.96 -> 3.95 us a layer (the reloads after the q/k/v barrier). Not yet measured on an H200.
 #define MK_ARGS_SMEM 1
 #endif
 #ifndef MK_ATTN_XCHG
