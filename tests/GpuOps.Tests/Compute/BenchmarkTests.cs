@@ -51,9 +51,7 @@ public class BenchmarkTests
     [InlineData("cuda", 0)]
     public void The_cli_takes_a_gpu_as_an_ordinal_or_as_the_engine_verbs_spell_it(string device, int ordinal)
     {
-        var root = new System.CommandLine.RootCommand();
-        new GpuOps.Cli.Verbs.BenchVerbs().Register(root, new GpuOps.Cli.CliContext(new StringWriter(), new StringWriter()));
-        var parse = root.Parse(["bench", "--device", device]);
+        var parse = GpuOpsCli.BuildRoot(new GpuOps.Cli.CliContext(new StringWriter(), new StringWriter())).Parse(["bench", "--device", device]);
         Assert.Empty(parse.Errors);
         var option = parse.CommandResult.Command.Options.OfType<System.CommandLine.Option<int>>().Single(x => x.Name == "--device");
         Assert.Equal(ordinal, parse.GetValue(option));

@@ -314,18 +314,28 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
     /// with every multiprocessor and with 4 sitting out.
     /// </summary>
     [GpuFact]
-    public void RotatedDownBatchesGiveTheSameBits()
+    public void RotatedDownBatchesGiveTheSameBits() => AssertBuildsGiveTheDefaultsBits("-DMK_DOWN_ROTATE=0");
+
+    /// <summary>
+    /// The persistent kernel's steps from the default build against each of <paramref name="builds"/> (one
+    /// CudaLlamaEngine.PersistentDefines each, compiled as its own NVRTC build): the same bits with every multiprocessor
+    /// and with 4 sitting out.
+    /// </summary>
+    private void AssertBuildsGiveTheDefaultsBits(params string[] builds)
     {
         var e = (CudaLlamaEngine)fx.Handle.Engine;
         var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
         int sms = e.MultiprocessorCount;
         var all = DecodeSteps(e, ids, true, _ => 0, 0, _ => sms);
         var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
-        e.PersistentDefines = new[] { "-DMK_DOWN_ROTATE=0" };
         try
         {
-            Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
-            Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
+            foreach (var build in builds)
+            {
+                e.PersistentDefines = new[] { build };
+                Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
+                Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
+            }
         }
         finally
         {
@@ -342,20 +352,14 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
     public void SplitAttentionExchangeGivesTheSameBits()
     {
         var e = (CudaLlamaEngine)fx.Handle.Engine;
-        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
-        int sms = e.MultiprocessorCount, saved = e.PersistentFlags;
+        int saved = e.PersistentFlags;
         try
         {
             e.PersistentFlags = 7389 | 512;
-            var all = DecodeSteps(e, ids, true, _ => 0, 0, _ => sms);
-            var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
-            e.PersistentDefines = new[] { "-DMK_ATTN_XCHG=0" };
-            Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
-            Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
+            AssertBuildsGiveTheDefaultsBits("-DMK_ATTN_XCHG=0");
         }
         finally
         {
-            e.PersistentDefines = Array.Empty<string>();
             e.PersistentFlags = saved;
         }
     }
@@ -366,27 +370,7 @@ public class CudaFortuneLlamaTests(CudaFortuneFixture fx, ITestOutputHelper outp
     /// same pointers, so the same bits, with every multiprocessor and with 4 sitting out.
     /// </summary>
     [GpuFact]
-    public void ArgumentsInSharedMemoryGiveTheSameBits()
-    {
-        var e = (CudaLlamaEngine)fx.Handle.Engine;
-        var ids = Ints(fx.Reference.RootElement.GetProperty("logits").EnumerateArray().Last().GetProperty("ids"));
-        int sms = e.MultiprocessorCount;
-        var all = DecodeSteps(e, ids, true, _ => 0, 0, _ => sms);
-        var sitting = DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4);
-        try
-        {
-            foreach (var build in new[] { "-DMK_ARGS_SMEM=0", "-DMK_ARGS_SMEM=2" })
-            {
-                e.PersistentDefines = new[] { build };
-                Assert.Equal(all, DecodeSteps(e, ids, true, _ => 0, 0, _ => sms));
-                Assert.Equal(sitting, DecodeSteps(e, ids, true, _ => 0, 4, _ => sms - 4));
-            }
-        }
-        finally
-        {
-            e.PersistentDefines = Array.Empty<string>();
-        }
-    }
+    public void ArgumentsInSharedMemoryGiveTheSameBits() => AssertBuildsGiveTheDefaultsBits("-DMK_ARGS_SMEM=0", "-DMK_ARGS_SMEM=2");
 
     [GpuFact]
     public void PerplexityWithinHalfAPercent()
