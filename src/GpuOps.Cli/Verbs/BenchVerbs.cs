@@ -1,4 +1,6 @@
 using System.CommandLine;
+using GpuOps.Core.Engine;
+using GpuOps.Core.Hosting;
 using GpuOps.Cuda.Bench;
 
 namespace GpuOps.Cli.Verbs;
@@ -61,20 +63,29 @@ public sealed class BenchVerbs : ICliVerbProvider
     }
 
     /// <summary>
-    /// <c>--device</c> as the engine verbs spell a GPU (<c>cuda</c>, <c>cuda:N</c>) or as a bare CUDA ordinal; <c>cpu</c> and
-    /// <c>auto</c> are refused with a reason, since these suites measure a GPU.
+    /// <c>--device</c> as a bare CUDA ordinal or as the engine verbs spell a GPU (<see cref="GpuModelHandle.ParseDevice"/>:
+    /// <c>cuda</c>, <c>cuda:N</c>); <c>cpu</c> and <c>auto</c> are refused with a reason, since these suites measure a GPU.
     /// </summary>
     internal static int ParseDevice(System.CommandLine.Parsing.ArgumentResult r)
     {
         if (r.Tokens.Count == 0) return 0;
         string text = r.Tokens[0].Value.Trim();
-        string digits = text.StartsWith("cuda:", StringComparison.OrdinalIgnoreCase) ? text[5..]
-            : text.Equals("cuda", StringComparison.OrdinalIgnoreCase) ? "0" : text;
-        if (int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ordinal))
+        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ordinal))
             return ordinal;
-        r.AddError(text.Equals("cpu", StringComparison.OrdinalIgnoreCase) || text.Equals("auto", StringComparison.OrdinalIgnoreCase)
-            ? $"--device {text}: gpuops bench measures a GPU; give a CUDA ordinal (0, 1, ...) or cuda:N, or --uuid."
-            : $"--device '{text}' is not a GPU: give a CUDA ordinal (0, 1, ...) or cuda:N, or --uuid.");
-        return 0;
+        if (text.Equals("cpu", StringComparison.OrdinalIgnoreCase) || text.Equals("auto", StringComparison.OrdinalIgnoreCase))
+        {
+            r.AddError($"--device {text}: gpuops bench measures a GPU; give a CUDA ordinal (0, 1, ...) or cuda:N, or --uuid.");
+            return 0;
+        }
+
+        try
+        {
+            return GpuModelHandle.ParseDevice(text).Index;
+        }
+        catch (GpuOpsException)
+        {
+            r.AddError($"--device '{text}' is not a GPU: give a CUDA ordinal (0, 1, ...) or cuda:N, or --uuid.");
+            return 0;
+        }
     }
 }
